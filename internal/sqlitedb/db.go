@@ -1,0 +1,237 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// ErrClosed is returned by operations on a closed DB.
+var ErrClosed = errors.New("sqlitedb: database is closed")
+
+// Options configure a DB.
+type Options struct {
+	// Readers is the number of read-only connections (default 4).
+	Readers int
+	// BusyTimeoutMS is SQLite's busy timeout on every connection (default 5000).
+	BusyTimeoutMS int
+	// AutoCheckpoint sets PRAGMA wal_autocheckpoint on the writer. Zero keeps
+	// SQLite's default (1000 pages); negative turns automatic checkpoints off.
+	AutoCheckpoint int
+	// MaxResultBytes bounds the rows one Query call collects (approximate
+	// encoded size; default 64 MiB). Larger results need QueryStream.
+	MaxResultBytes int
+}
+
+func (o *Options) defaults() {
+	if o.Readers <= 0 {
+		o.Readers = 4
+	}
+	if o.MaxResultBytes <= 0 {
+		o.MaxResultBytes = 64 << 20
+	}
+	if o.BusyTimeoutMS <= 0 {
+		o.BusyTimeoutMS = 5000
+	}
+}
+
+// DB is a node's SQLite database: one writer connection, used only by the
+// Raft FSM, and a pool of read-only connections for local reads.
+type DB struct {
+	path string
+	opts Options
+
+	// mu guards the connections against Replace and Close: readers hold it
+	// shared while they use a connection; Replace and Close take it exclusive.
+	mu      sync.RWMutex
+	closed  bool
+	writer  *conn
+	clock   *Clock
+	readers chan *conn
+}
+
+// conn is one SQLite connection with its authorizer.
+type conn struct {
+	*sqlite3.SQLiteConn
+	guard *guard
+}
+
+func newConn(c *sqlite3.SQLiteConn, writer bool) *conn {
+	g := &guard{writer: writer}
+	c.RegisterAuthorizer(g.authorize)
+	return &conn{SQLiteConn: c, guard: g}
+}
+
+// internal runs fn with the authorizer relaxed, for sqlraft's own statements.
+func (c *conn) internal(fn func() error) error {
+	c.guard.internal = true
+	defer func() { c.guard.internal = false }()
+	return fn()
+}
+
+// Open opens (creating if needed) the database file at path in WAL mode.
+func Open(path string, opts Options) (*DB, error) {
+	opts.defaults()
+	db := &DB{path: path, opts: opts, clock: newClock()}
+	if err := db.openConns(); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// Path is the database file's path.
+func (db *DB) Path() string { return db.path }
+
+func (db *DB) dsn() string {
+	return fmt.Sprintf("file:%s?_busy_timeout=%d", db.path, db.opts.BusyTimeoutMS)
+}
+
+func (db *DB) openConns() error {
+	w, err := db.openWriter()
+	if err != nil {
+		return err
+	}
+	db.writer = w
+	db.readers = make(chan *conn, db.opts.Readers)
+	for i := 0; i < db.opts.Readers; i++ {
+		r, err := db.openReader()
+		if err != nil {
+			db.closeConns()
+			return err
+		}
+		db.readers <- r
+	}
+	return nil
+}
+
+func (db *DB) openWriter() (*conn, error) {
+	drv := &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		return db.clock.register(c)
+	}}
+	c, err := drv.Open(db.dsn())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", db.path, err)
+	}
+	conn := c.(*sqlite3.SQLiteConn)
+	pragmas := []string{"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL"}
+	if db.opts.AutoCheckpoint != 0 {
+		pragmas = append(pragmas, fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", max(db.opts.AutoCheckpoint, 0)))
+	}
+	for _, p := range pragmas {
+		if _, err := conn.Exec(p, nil); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	if err := createMeta(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return newConn(conn, true), nil
+}
+
+func (db *DB) openReader() (*conn, error) {
+	c, err := (&sqlite3.SQLiteDriver{}).Open(db.dsn())
+	if err != nil {
+		return nil, fmt.Errorf("open reader %s: %w", db.path, err)
+	}
+	conn := c.(*sqlite3.SQLiteConn)
+	if _, err := conn.Exec("PRAGMA query_only=1", nil); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return newConn(conn, false), nil
+}
+
+func (db *DB) closeConns() error {
+	var errs []error
+	if db.readers != nil {
+		close(db.readers)
+		for r := range db.readers {
+			errs = append(errs, r.Close())
+		}
+		db.readers = nil
+	}
+	if db.writer != nil {
+		errs = append(errs, db.writer.Close())
+		db.writer = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every connection. Further calls fail with ErrClosed.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	return errors.Join(db.closeConns(), db.clock.close())
+}
+
+// withReader runs fn on a pooled read-only connection, waiting for one to be
+// free or ctx to end.
+func (db *DB) withReader(ctx context.Context, fn func(*conn) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	var c *conn
+	select {
+	case c = <-db.readers:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { db.readers <- c }()
+	return fn(c)
+}
+
+// Replace swaps the database file for the one at src (which is moved, not
+// copied). Every connection to the old file is closed before the rename, as
+// Windows requires, and the connections are reopened on the new file.
+func (db *DB) Replace(src string) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return ErrClosed
+	}
+	if err := db.closeConns(); err != nil {
+		return fmt.Errorf("close before replace: %w", err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(db.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := os.Rename(src, db.path); err != nil {
+		return fmt.Errorf("replace database: %w", err)
+	}
+	return db.openConns()
+}
+
+// Backup writes a consistent, compact copy of the database to dst with
+// VACUUM INTO. dst must not exist.
+func (db *DB) Backup(ctx context.Context, dst string) error {
+	return db.withReader(ctx, func(c *conn) error {
+		return c.internal(func() error {
+			_, err := c.ExecContext(ctx, "VACUUM INTO ?", []driver.NamedValue{{Ordinal: 1, Value: dst}})
+			return err
+		})
+	})
+}
+
+// Size is the size in bytes of the database file (excluding the WAL).
+func (db *DB) Size() int64 {
+	fi, err := os.Stat(db.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

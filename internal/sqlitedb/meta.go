@@ -1,0 +1,94 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"io"
+
+	"github.com/mattn/go-sqlite3"
+)
+
+// sqlraft keeps two tables of its own inside the database, so that they
+// change in the same transactions as the data and travel inside snapshots:
+// the Raft position the data reflects, and the nodes' client addresses.
+const metaSchema = `
+CREATE TABLE IF NOT EXISTS _sqlraft_applied(
+  id INTEGER PRIMARY KEY CHECK (id = 0), raft_index INTEGER NOT NULL, raft_term INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS _sqlraft_nodes(id TEXT PRIMARY KEY, grpc_address TEXT NOT NULL);
+`
+
+func createMeta(c *sqlite3.SQLiteConn) error {
+	if _, err := c.Exec(metaSchema, nil); err != nil {
+		return fmt.Errorf("create sqlraft tables: %w", err)
+	}
+	return nil
+}
+
+// Position is a Raft log position.
+type Position struct {
+	Index uint64
+	Term  uint64
+}
+
+// Applied returns the Raft position the database content reflects.
+func (db *DB) Applied(ctx context.Context) (Position, error) {
+	var p Position
+	err := db.withReader(ctx, func(c *conn) error {
+		var err error
+		p, err = readApplied(ctx, c)
+		return err
+	})
+	return p, err
+}
+
+func readApplied(ctx context.Context, c *conn) (Position, error) {
+	var p Position
+	err := c.internal(func() error {
+		return queryRows(ctx, c, "SELECT raft_index, raft_term FROM _sqlraft_applied WHERE id = 0", nil,
+			func(v []driver.Value) error {
+				p.Index, p.Term = uint64(v[0].(int64)), uint64(v[1].(int64))
+				return nil
+			})
+	})
+	return p, err
+}
+
+// Nodes returns the replicated map of node ID to client address.
+func (db *DB) Nodes(ctx context.Context) (map[string]string, error) {
+	nodes := map[string]string{}
+	err := db.withReader(ctx, func(c *conn) error {
+		return c.internal(func() error {
+			return queryRows(ctx, c, "SELECT id, grpc_address FROM _sqlraft_nodes", nil, func(v []driver.Value) error {
+				nodes[v[0].(string)] = v[1].(string)
+				return nil
+			})
+		})
+	})
+	return nodes, err
+}
+
+// queryRows runs one internal query and calls fn for each row.
+func queryRows(ctx context.Context, c *conn, sql string, args []driver.NamedValue, fn func([]driver.Value) error) error {
+	st, err := c.Prepare(sql)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rows, err := st.(*sqlite3.SQLiteStmt).QueryContext(ctx, args)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	for {
+		if err := rows.Next(dest); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := fn(dest); err != nil {
+			return err
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package sqlitedb
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// placeholders are the parameters a statement's SQL text refers to.
+type placeholders struct {
+	positional int             // highest ? / ?NNN index
+	named      map[string]bool // names without their :, @ or $ prefix
+	statements int             // number of statements in the text
+	blank      bool            // text holds no statement at all
+}
+
+// scanPlaceholders tokenizes SQL just far enough to find parameter
+// placeholders and statement boundaries, skipping string literals, quoted
+// identifiers and comments. It never decides whether SQL is valid: SQLite does.
+func scanPlaceholders(sql string) placeholders {
+	p := placeholders{named: map[string]bool{}}
+	inStatement := false
+	next := 0 // index of the last positional placeholder seen
+	depthBeginEnd := 0 // CREATE TRIGGER bodies hold ';' inside BEGIN ... END
+	var words []string
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			i = skipQuoted(sql, i, c)
+			inStatement = true
+		case c == '[':
+			if j := strings.IndexByte(sql[i:], ']'); j >= 0 {
+				i += j + 1
+			} else {
+				i = len(sql)
+			}
+			inStatement = true
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			if j := strings.IndexByte(sql[i:], '\n'); j >= 0 {
+				i += j + 1
+			} else {
+				i = len(sql)
+			}
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			if j := strings.Index(sql[i+2:], "*/"); j >= 0 {
+				i += j + 4
+			} else {
+				i = len(sql)
+			}
+		case c == ';':
+			if depthBeginEnd == 0 {
+				if inStatement {
+					p.statements++
+				}
+				inStatement = false
+				words = words[:0]
+			}
+			i++
+		case c == '?':
+			j := i + 1
+			for j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+				j++
+			}
+			if j > i+1 {
+				n, _ := strconv.Atoi(sql[i+1 : j])
+				next = n
+			} else {
+				next = p.positional + 1
+			}
+			if next > p.positional {
+				p.positional = next
+			}
+			inStatement = true
+			i = j
+		case (c == ':' || c == '@' || c == '$') && i+1 < len(sql) && isIdentByte(sql[i+1]):
+			j := i + 1
+			for j < len(sql) && (isIdentByte(sql[j]) || (c == '$' && sql[j] == ':')) {
+				j++
+			}
+			p.named[sql[i+1:j]] = true
+			inStatement = true
+			i = j
+		case isIdentByte(c):
+			j := i
+			for j < len(sql) && isIdentByte(sql[j]) {
+				j++
+			}
+			w := strings.ToUpper(sql[i:j])
+			words = append(words, w)
+			depthBeginEnd = trackTriggerBody(words, w, depthBeginEnd)
+			inStatement = true
+			i = j
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+		default:
+			inStatement = true
+			i++
+		}
+	}
+	if inStatement {
+		p.statements++
+	}
+	p.blank = p.statements == 0
+	return p
+}
+
+// trackTriggerBody counts BEGIN/END nesting inside CREATE TRIGGER so that the
+// semicolons of a trigger body do not end the statement.
+func trackTriggerBody(words []string, w string, depth int) int {
+	isTrigger := len(words) >= 2 && words[0] == "CREATE" &&
+		(words[1] == "TRIGGER" || (len(words) >= 3 && (words[1] == "TEMP" || words[1] == "TEMPORARY") && words[2] == "TRIGGER"))
+	if !isTrigger {
+		return depth
+	}
+	switch w {
+	case "BEGIN", "CASE":
+		return depth + 1
+	case "END":
+		if depth > 0 {
+			return depth - 1
+		}
+	}
+	return depth
+}
+
+func skipQuoted(sql string, i int, q byte) int {
+	for j := i + 1; j < len(sql); j++ {
+		if sql[j] == q {
+			if j+1 < len(sql) && sql[j+1] == q {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(sql)
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+// checkParams reports, as a client-facing message, any mismatch between the
+// placeholders in sql and the parameters supplied.
+func checkParams(sql string, positional int, named []string) error {
+	p := scanPlaceholders(sql)
+	if p.blank {
+		return fmt.Errorf("empty SQL")
+	}
+	if p.statements > 1 {
+		return fmt.Errorf("holds %d SQL statements; send each as its own Statement", p.statements)
+	}
+	if p.positional > 0 && len(p.named) > 0 {
+		return fmt.Errorf("mixes positional (?) and named (:name) parameters; use one kind")
+	}
+	if positional != p.positional {
+		return fmt.Errorf("SQL has %d positional parameter(s), %d given", p.positional, positional)
+	}
+	var unknown []string
+	for _, n := range named {
+		if !p.named[n] {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown named parameter(s) %s", strings.Join(unknown, ", "))
+	}
+	if len(p.named) != len(named) {
+		var missing []string
+		given := map[string]bool{}
+		for _, n := range named {
+			given[n] = true
+		}
+		for n := range p.named {
+			if !given[n] {
+				missing = append(missing, n)
+			}
+		}
+		sort.Strings(missing)
+		return fmt.Errorf("no value for named parameter(s) %s", strings.Join(missing, ", "))
+	}
+	return nil
+}

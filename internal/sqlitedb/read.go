@@ -1,0 +1,296 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mattn/go-sqlite3"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+)
+
+// InvalidError is a client mistake in one statement, found before anything
+// ran: bad parameters, a syntax error, a refused operation, or a write sent
+// as a read.
+type InvalidError struct {
+	Index  int // zero-based position of the statement in the request
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("statement %d: %s", e.Index, e.Reason)
+}
+
+// ErrResultTooLarge is returned when a query's rows exceed Options.MaxResultBytes.
+var ErrResultTooLarge = errors.New("result too large; narrow the query or use QueryStream")
+
+// Inspect validates statements without running them and reports which are
+// read-only. Parameters must match the placeholders; SQL must parse. A
+// statement that fails for another reason (a table a previous statement
+// creates, say) is not an error here: it is reported as not read-only and
+// fails, or succeeds, when it runs.
+func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]bool, error) {
+	readOnly := make([]bool, len(stmts))
+	err := db.withReader(ctx, func(c *conn) error {
+		c.guard.writer = true // judge as the writer will
+		defer func() { c.guard.writer = false }()
+		for i, s := range stmts {
+			if err := checkStatement(s); err != nil {
+				return &InvalidError{Index: i, Reason: err.Error()}
+			}
+			st, err := c.Prepare(s.GetSql())
+			if err != nil {
+				if reason := invalidReason(c, err); reason != "" {
+					return &InvalidError{Index: i, Reason: reason}
+				}
+				continue
+			}
+			readOnly[i] = st.(*sqlite3.SQLiteStmt).Readonly()
+			st.Close()
+		}
+		return nil
+	})
+	return readOnly, err
+}
+
+func checkStatement(s *sqlraftv1.Statement) error {
+	names := make([]string, 0, len(s.GetNamedParams()))
+	for _, k := range sortedKeys(s) {
+		names = append(names, paramName(k))
+	}
+	if err := checkParams(s.GetSql(), len(s.GetParams()), names); err != nil {
+		return err
+	}
+	_, err := bindArgs(s)
+	return err
+}
+
+// invalidReason says why a prepare error is the client's fault, or "" when
+// it depends on the database's content (no such table, and so on).
+func invalidReason(c *conn, err error) string {
+	if denied := c.guard.take(); denied != "" {
+		return denied
+	}
+	msg := err.Error()
+	for _, s := range []string{"syntax error", "incomplete input", "unrecognized token"} {
+		if strings.Contains(msg, s) {
+			return msg
+		}
+	}
+	return ""
+}
+
+// Query runs read-only statements on a read connection, all inside one read
+// transaction, and returns one result per statement with the Raft position
+// the data reflects. A write statement makes the whole call fail with
+// *InvalidError before anything runs.
+func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, Position, error) {
+	var results []*sqlraftv1.QueryResult
+	var pos Position
+	err := db.withReader(ctx, func(c *conn) error {
+		return readTx(ctx, c, func() error {
+			var err error
+			if pos, err = readApplied(ctx, c); err != nil {
+				return err
+			}
+			results, err = db.queryAll(ctx, c, stmts)
+			return err
+		})
+	})
+	return results, pos, err
+}
+
+func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, error) {
+	prepared := make([]*sqlite3.SQLiteStmt, len(stmts))
+	prepErr := make([]error, len(stmts))
+	defer func() {
+		for _, st := range prepared {
+			if st != nil {
+				st.Close()
+			}
+		}
+	}()
+	for i, s := range stmts {
+		if err := checkStatement(s); err != nil {
+			return nil, &InvalidError{Index: i, Reason: err.Error()}
+		}
+		st, err := c.Prepare(s.GetSql())
+		if err != nil {
+			if reason := invalidReason(c, err); reason != "" {
+				return nil, &InvalidError{Index: i, Reason: reason}
+			}
+			prepErr[i] = err
+			continue
+		}
+		prepared[i] = st.(*sqlite3.SQLiteStmt)
+		if !prepared[i].Readonly() {
+			return nil, &InvalidError{Index: i, Reason: "is not read-only; send writes with Execute or Request"}
+		}
+	}
+	results := make([]*sqlraftv1.QueryResult, len(stmts))
+	budget := db.opts.MaxResultBytes
+	for i, s := range stmts {
+		if prepErr[i] != nil {
+			results[i] = &sqlraftv1.QueryResult{Error: prepErr[i].Error()}
+			continue
+		}
+		res, used, err := runQuery(ctx, prepared[i], s, budget)
+		if err != nil {
+			return nil, err
+		}
+		budget -= used
+		results[i] = res
+	}
+	return results, nil
+}
+
+// runQuery runs a prepared read statement and collects its rows. SQL errors
+// go into the result; context errors and ErrResultTooLarge are returned.
+func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, budget int) (*sqlraftv1.QueryResult, int, error) {
+	res := &sqlraftv1.QueryResult{}
+	used := 0
+	err := streamRows(ctx, st, s, func(cols, types []string) error {
+		res.Columns, res.Types = cols, types
+		return nil
+	}, func(row []driver.Value) error {
+		r := &sqlraftv1.Row{Values: make([]*sqlraftv1.Value, len(row))}
+		for j, v := range row {
+			r.Values[j] = FromDriver(v)
+			used += approxSize(v)
+		}
+		if budget > 0 && used > budget {
+			return ErrResultTooLarge
+		}
+		res.Rows = append(res.Rows, r)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrResultTooLarge) {
+			return nil, used, err
+		}
+		return &sqlraftv1.QueryResult{Error: err.Error()}, used, nil
+	}
+	return res, used, nil
+}
+
+// streamRows binds and runs st, reports the columns and their types once the
+// first row (or the end) is known, then calls row for each row.
+func streamRows(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement,
+	header func(cols, types []string) error, row func([]driver.Value) error) error {
+	args, err := bindArgs(s)
+	if err != nil {
+		return err
+	}
+	dr, err := st.QueryContext(ctx, args)
+	if err != nil {
+		return err
+	}
+	rows := dr.(*sqlite3.SQLiteRows)
+	defer rows.Close()
+	cols := rows.Columns()
+	decl := neutralizeDeclTypes(rows.DeclTypes())
+	dest := make([]driver.Value, len(cols))
+	first := true
+	for {
+		err := rows.Next(dest)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if first {
+			first = false
+			types := make([]string, len(cols))
+			for i := range cols {
+				types[i] = strings.ToLower(decl[i])
+				if types[i] == "" && err == nil {
+					types[i] = storageClass(dest[i])
+				}
+			}
+			if herr := header(cols, types); herr != nil {
+				return herr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err := row(dest); err != nil {
+			return err
+		}
+	}
+}
+
+// readTx runs fn inside a read transaction on c, so that every statement
+// sees the same snapshot of the database.
+func readTx(ctx context.Context, c *conn, fn func() error) error {
+	if err := c.internal(func() error { _, err := c.ExecContext(ctx, "BEGIN", nil); return err }); err != nil {
+		return err
+	}
+	err := fn()
+	rerr := c.internal(func() error { _, err := c.Exec("ROLLBACK", nil); return err })
+	return errors.Join(err, rerr)
+}
+
+// QueryStream runs one read-only statement and hands its rows to send in
+// batches of batchSize; the first call carries the columns and types.
+func (db *DB) QueryStream(ctx context.Context, s *sqlraftv1.Statement, batchSize int,
+	send func(pos Position, cols, types []string, rows []*sqlraftv1.Row) error) error {
+	return db.withReader(ctx, func(c *conn) error {
+		return readTx(ctx, c, func() error {
+			pos, err := readApplied(ctx, c)
+			if err != nil {
+				return err
+			}
+			if err := checkStatement(s); err != nil {
+				return &InvalidError{Reason: err.Error()}
+			}
+			st, err := c.Prepare(s.GetSql())
+			if err != nil {
+				if reason := invalidReason(c, err); reason != "" {
+					return &InvalidError{Reason: reason}
+				}
+				return err
+			}
+			defer st.Close()
+			if !st.(*sqlite3.SQLiteStmt).Readonly() {
+				return &InvalidError{Reason: "is not read-only; send writes with Execute or Request"}
+			}
+			return streamBatches(ctx, st.(*sqlite3.SQLiteStmt), s, batchSize, pos, send)
+		})
+	})
+}
+
+func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, batchSize int, pos Position,
+	send func(pos Position, cols, types []string, rows []*sqlraftv1.Row) error) error {
+	var cols, types []string
+	var batch []*sqlraftv1.Row
+	sent := false
+	flush := func() error {
+		err := send(pos, cols, types, batch)
+		cols, types, batch, sent = nil, nil, nil, true
+		return err
+	}
+	err := streamRows(ctx, st, s, func(c, t []string) error {
+		cols, types = c, t
+		return nil
+	}, func(row []driver.Value) error {
+		r := &sqlraftv1.Row{Values: make([]*sqlraftv1.Value, len(row))}
+		for j, v := range row {
+			r.Values[j] = FromDriver(v)
+		}
+		batch = append(batch, r)
+		if len(batch) >= batchSize {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(batch) > 0 || !sent {
+		return flush()
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+)
+
+// Tx is a write transaction on the writer connection. Only one goroutine
+// (the Raft FSM) writes, so at most one Tx is open at a time.
+type Tx struct {
+	db *DB
+	c  *conn
+}
+
+// Begin opens a write transaction. The DB cannot be closed or replaced
+// until the Tx ends with Commit or Rollback.
+func (db *DB) Begin() (*Tx, error) {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	tx := &Tx{db: db, c: db.writer}
+	if err := tx.internalExec("BEGIN IMMEDIATE"); err != nil {
+		db.mu.RUnlock()
+		return nil, err
+	}
+	return tx, nil
+}
+
+func (tx *Tx) internalExec(sql string, args ...driver.NamedValue) error {
+	return tx.c.internal(func() error {
+		_, err := tx.c.ExecContext(context.Background(), sql, args)
+		return err
+	})
+}
+
+// Commit commits and ends the transaction.
+func (tx *Tx) Commit() error {
+	defer tx.db.mu.RUnlock()
+	if tx.c.AutoCommit() {
+		return errors.New("transaction was rolled back by SQLite before commit")
+	}
+	return tx.internalExec("COMMIT")
+}
+
+// Rollback abandons the transaction.
+func (tx *Tx) Rollback() error {
+	defer tx.db.mu.RUnlock()
+	if tx.c.AutoCommit() {
+		return nil
+	}
+	return tx.internalExec("ROLLBACK")
+}
+
+// Aborted reports whether SQLite has rolled the whole transaction back on
+// its own (after an I/O or out-of-memory error, for instance).
+func (tx *Tx) Aborted() bool { return tx.c.AutoCommit() }
+
+// Savepoint starts a nested transaction named name.
+func (tx *Tx) Savepoint(name string) error { return tx.internalExec("SAVEPOINT " + name) }
+
+// Release ends savepoint name, keeping its changes.
+func (tx *Tx) Release(name string) error { return tx.internalExec("RELEASE " + name) }
+
+// RollbackTo undoes everything since savepoint name and ends it.
+func (tx *Tx) RollbackTo(name string) error {
+	if err := tx.internalExec("ROLLBACK TO " + name); err != nil {
+		return err
+	}
+	return tx.Release(name)
+}
+
+// SetClock fixes 'now' and the random seed for the statements that follow.
+func (tx *Tx) SetClock(now time.Time, seed uint64) { tx.db.clock.Set(now, seed) }
+
+// SetApplied records the Raft position the transaction's content reflects.
+func (tx *Tx) SetApplied(p Position) error {
+	return tx.internalExec("INSERT OR REPLACE INTO _sqlraft_applied(id, raft_index, raft_term) VALUES(0, ?, ?)",
+		driver.NamedValue{Ordinal: 1, Value: int64(p.Index)}, driver.NamedValue{Ordinal: 2, Value: int64(p.Term)})
+}
+
+// SetNode records a node's client address.
+func (tx *Tx) SetNode(id, grpcAddr string) error {
+	return tx.internalExec("INSERT OR REPLACE INTO _sqlraft_nodes(id, grpc_address) VALUES(?, ?)",
+		driver.NamedValue{Ordinal: 1, Value: id}, driver.NamedValue{Ordinal: 2, Value: grpcAddr})
+}
+
+// RemoveNode forgets a node's client address.
+func (tx *Tx) RemoveNode(id string) error {
+	return tx.internalExec("DELETE FROM _sqlraft_nodes WHERE id = ?", driver.NamedValue{Ordinal: 1, Value: id})
+}
+
+// Run executes one client statement: a read returns rows, a write returns
+// its effect. A SQL error is reported in the result, not returned.
+func (tx *Tx) Run(s *sqlraftv1.Statement) *sqlraftv1.RequestResult {
+	fail := func(err error) *sqlraftv1.RequestResult {
+		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
+			Execute: &sqlraftv1.ExecuteResult{Error: err.Error()}}}
+	}
+	if err := checkStatement(s); err != nil {
+		return fail(err)
+	}
+	st, err := tx.c.Prepare(s.GetSql())
+	if err != nil {
+		if denied := tx.c.guard.take(); denied != "" {
+			err = errors.New(denied)
+		}
+		return fail(err)
+	}
+	defer st.Close()
+	sst := st.(*sqlite3.SQLiteStmt)
+	if sst.Readonly() {
+		res, _, err := runQuery(context.Background(), sst, s, 0)
+		if err != nil {
+			return fail(err)
+		}
+		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Query{Query: res}}
+	}
+	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: execPrepared(sst, s)}}
+}
+
+func execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlraftv1.ExecuteResult {
+	args, err := bindArgs(s)
+	if err != nil {
+		return &sqlraftv1.ExecuteResult{Error: err.Error()}
+	}
+	r, err := st.ExecContext(context.Background(), args)
+	if err != nil {
+		return &sqlraftv1.ExecuteResult{Error: err.Error()}
+	}
+	id, _ := r.LastInsertId()
+	n, _ := r.RowsAffected()
+	return &sqlraftv1.ExecuteResult{LastInsertId: id, RowsAffected: n}
+}
+
+// String describes the Tx for logs.
+func (tx *Tx) String() string { return fmt.Sprintf("sqlitedb.Tx(%s)", tx.db.path) }
