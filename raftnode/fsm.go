@@ -1,0 +1,244 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+)
+
+// Result is what applying one Raft entry produced, handed back to the
+// proposer through raft.ApplyFuture.Response.
+type Result struct {
+	Results []*sqlraftv1.RequestResult
+	Err     error
+
+	rolledBack bool // a transaction request failed: undo the entry
+}
+
+// FSM applies committed entries to SQLite. It implements raft.BatchingFSM:
+// every batch of entries Raft hands over is applied in one SQLite
+// transaction, each entry inside its own savepoint, so concurrent writers
+// share both Raft entries and fsyncs while each request stays atomic.
+//
+// The applied Raft position is written in the same transaction as the data,
+// so after a restart the FSM knows exactly which entries the file already
+// holds and skips them when Raft replays its log.
+type FSM struct {
+	db     *sqlitedb.DB
+	tmpDir string // scratch space for snapshot files, on the database's disk
+	logger *slog.Logger
+
+	applied atomic.Uint64
+	notify  chan struct{} // closed and replaced whenever applied advances
+	mu      sync.Mutex    // guards notify and nodes
+	nodes   map[string]string
+}
+
+// NewFSM returns an FSM over db, positioned at the index db records.
+// tmpDir must be on the same file system as the database.
+func NewFSM(db *sqlitedb.DB, tmpDir string, logger *slog.Logger) (*FSM, error) {
+	f := &FSM{db: db, tmpDir: tmpDir, logger: logger, notify: make(chan struct{})}
+	if err := f.reload(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// reload reads the applied position and the node table from the database.
+func (f *FSM) reload() error {
+	pos, err := f.db.Applied(context.Background())
+	if err != nil {
+		return fmt.Errorf("read applied index: %w", err)
+	}
+	nodes, err := f.db.Nodes(context.Background())
+	if err != nil {
+		return fmt.Errorf("read node table: %w", err)
+	}
+	f.mu.Lock()
+	f.nodes = nodes
+	f.mu.Unlock()
+	f.setApplied(pos.Index)
+	return nil
+}
+
+// Applied is the index of the last entry the database reflects.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+func (f *FSM) setApplied(i uint64) {
+	f.applied.Store(i)
+	f.mu.Lock()
+	close(f.notify)
+	f.notify = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// WaitApplied blocks until the FSM has applied index i or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, i uint64) error {
+	for {
+		f.mu.Lock()
+		ch := f.notify
+		f.mu.Unlock()
+		if f.applied.Load() >= i {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// NodeAddress returns a node's client address from the replicated table.
+func (f *FSM) NodeAddress(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nodes[id]
+}
+
+// Apply implements raft.FSM for a single entry.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch implements raft.BatchingFSM.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out, err := f.applyInTx(logs)
+	if err == nil {
+		return out
+	}
+	// SQLite rolled the whole transaction back (I/O error, out of memory):
+	// nothing of the batch is in the file. Apply entry by entry so one bad
+	// entry cannot take its neighbours with it.
+	f.logger.Error("batch apply failed; applying entries one by one", "err", err, "entries", len(logs))
+	out = make([]any, len(logs))
+	for i, l := range logs {
+		res, err := f.applyInTx([]*raft.Log{l})
+		if err != nil {
+			f.logger.Error("entry apply failed", "index", l.Index, "err", err)
+			out[i] = &Result{Err: err}
+			continue
+		}
+		out[i] = res[0]
+	}
+	return out
+}
+
+// applyInTx applies logs in one transaction. It returns an error only when
+// the transaction as a whole failed.
+func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
+	out := make([]any, len(logs))
+	last := logs[len(logs)-1]
+	if last.Index <= f.Applied() {
+		for i := range out {
+			out[i] = &Result{Err: errors.New("entry already applied before restart")}
+		}
+		return out, nil
+	}
+	tx, err := f.db.Begin()
+	if err != nil {
+		return nil, err
+	}
+	var nodesChanged bool
+	for i, l := range logs {
+		if l.Index <= f.Applied() || l.Type != raft.LogCommand {
+			out[i] = &Result{}
+			continue
+		}
+		res, changed := f.applyCommand(tx, l)
+		nodesChanged = nodesChanged || changed
+		out[i] = res
+		if tx.Aborted() {
+			tx.Rollback()
+			return nil, fmt.Errorf("transaction aborted at index %d", l.Index)
+		}
+	}
+	if err := tx.SetApplied(sqlitedb.Position{Index: last.Index, Term: last.Term}); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	if nodesChanged {
+		if err := f.reload(); err != nil {
+			f.logger.Error("reload node table", "err", err)
+		}
+	}
+	f.setApplied(last.Index)
+	return out, nil
+}
+
+// applyCommand runs one entry inside a savepoint. It reports whether the
+// node table changed.
+func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, bool) {
+	var cmd raftlogv1.Command
+	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
+		return &Result{Err: fmt.Errorf("decode entry %d: %w", l.Index, err)}, false
+	}
+	tx.SetClock(time.Unix(0, cmd.GetNowUnixNanos()), cmd.GetRandomSeed())
+	if err := tx.Savepoint("entry"); err != nil {
+		return &Result{Err: err}, false
+	}
+	var res *Result
+	changed := false
+	switch k := cmd.GetKind().(type) {
+	case *raftlogv1.Command_Request:
+		res = runStatements(tx, k.Request.GetStatements(), k.Request.GetTransaction())
+	case *raftlogv1.Command_Query:
+		res = runStatements(tx, k.Query.GetStatements(), false)
+	case *raftlogv1.Command_SetNode:
+		res, changed = &Result{Err: tx.SetNode(k.SetNode.GetId(), k.SetNode.GetGrpcAddress())}, true
+	case *raftlogv1.Command_RemoveNode:
+		res, changed = &Result{Err: tx.RemoveNode(k.RemoveNode)}, true
+	default:
+		res = &Result{Err: fmt.Errorf("entry %d: unknown command", l.Index)}
+	}
+	if res.Err != nil || res.rolledBack {
+		if err := tx.RollbackTo("entry"); err != nil && !tx.Aborted() {
+			res.Err = errors.Join(res.Err, err)
+		}
+		return res, false
+	}
+	if err := tx.Release("entry"); err != nil {
+		res.Err = err
+	}
+	return res, changed
+}
+
+// runStatements runs a request's statements in order. With transaction set,
+// the first failure rolls the whole entry back and the statements after it
+// report that they did not run.
+func runStatements(tx *sqlitedb.Tx, stmts []*sqlraftv1.Statement, transaction bool) *Result {
+	res := &Result{Results: make([]*sqlraftv1.RequestResult, 0, len(stmts))}
+	failed := -1
+	for i, s := range stmts {
+		if failed >= 0 {
+			res.Results = append(res.Results, &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
+				Execute: &sqlraftv1.ExecuteResult{Error: fmt.Sprintf("not executed: transaction rolled back after statement %d failed", failed)}}})
+			continue
+		}
+		r := tx.Run(s)
+		res.Results = append(res.Results, r)
+		if transaction && resultError(r) != "" {
+			failed, res.rolledBack = i, true
+		}
+	}
+	return res
+}
+
+func resultError(r *sqlraftv1.RequestResult) string {
+	if q := r.GetQuery(); q != nil {
+		return q.GetError()
+	}
+	return r.GetExecute().GetError()
+}

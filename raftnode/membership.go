@@ -1,0 +1,141 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
+)
+
+// ErrUnknownNode: the node is not in the configuration.
+var ErrUnknownNode = errors.New("no such node in the cluster configuration")
+
+// Member is one server of the Raft configuration with its client address.
+type Member struct {
+	ID          string
+	RaftAddress string
+	GRPCAddress string
+	Voter       bool
+	Leader      bool
+}
+
+// Join adds a node to the configuration, or updates its address. Joining
+// again with the same ID, address and role changes nothing. Leader only.
+func (n *Node) Join(ctx context.Context, id, raftAddr, grpcAddr string, voter bool) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	cfg, err := n.configuration()
+	if err != nil {
+		return err
+	}
+	same := false
+	for _, s := range cfg.Servers {
+		if string(s.ID) == id && string(s.Address) == raftAddr && (s.Suffrage == raft.Voter) == voter {
+			same = true
+		}
+	}
+	timeout := deadlineOr(ctx, 10*time.Second)
+	if !same {
+		var f raft.IndexFuture
+		if voter {
+			f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, timeout)
+		} else {
+			f = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, timeout)
+		}
+		if err := f.Error(); err != nil {
+			return n.applyError(err)
+		}
+		n.logger.Info("node joined", "id", id, "raft", raftAddr, "voter", voter)
+	}
+	if grpcAddr != "" && n.fsm.NodeAddress(id) != grpcAddr {
+		_, err := n.propose(ctx, &raftlogv1.Command{Kind: &raftlogv1.Command_SetNode{
+			SetNode: &raftlogv1.NodeAddress{Id: id, GrpcAddress: grpcAddr}}})
+		return err
+	}
+	return nil
+}
+
+// Remove takes a node out of the configuration. Leader only.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	cfg, err := n.configuration()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, s := range cfg.Servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return fmt.Errorf("%w: %q", ErrUnknownNode, id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, deadlineOr(ctx, 10*time.Second)).Error(); err != nil {
+		return n.applyError(err)
+	}
+	n.logger.Info("node removed", "id", id)
+	if id == n.cfg.ID {
+		return nil // we are no longer leader of anything
+	}
+	_, err = n.propose(ctx, &raftlogv1.Command{Kind: &raftlogv1.Command_RemoveNode{RemoveNode: id}})
+	return err
+}
+
+// Members lists the configuration with client addresses.
+func (n *Node) Members() ([]Member, error) {
+	cfg, err := n.configuration()
+	if err != nil {
+		return nil, err
+	}
+	_, leader := n.raft.LeaderWithID()
+	out := make([]Member, 0, len(cfg.Servers))
+	for _, s := range cfg.Servers {
+		out = append(out, Member{
+			ID: string(s.ID), RaftAddress: string(s.Address), GRPCAddress: n.fsm.NodeAddress(string(s.ID)),
+			Voter: s.Suffrage == raft.Voter, Leader: s.ID == leader,
+		})
+	}
+	return out, nil
+}
+
+func (n *Node) configuration() (raft.Configuration, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raft.Configuration{}, err
+	}
+	return f.Configuration(), nil
+}
+
+// TransferLeadership hands leadership to the voter id, or to any voter when
+// id is empty, and waits for the transfer. Leader only.
+func (n *Node) TransferLeadership(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	var f raft.Future
+	if id == "" {
+		f = n.raft.LeadershipTransfer()
+	} else {
+		members, err := n.Members()
+		if err != nil {
+			return err
+		}
+		var target *Member
+		for i := range members {
+			if members[i].ID == id {
+				target = &members[i]
+			}
+		}
+		if target == nil || !target.Voter {
+			return fmt.Errorf("%w: %q is not a voter", ErrUnknownNode, id)
+		}
+		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(target.RaftAddress))
+	}
+	return n.applyError(f.Error())
+}

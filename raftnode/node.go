@@ -1,0 +1,241 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	transport "github.com/Jille/raft-grpc-transport"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+)
+
+// Keepalive on Raft connections: a peer that stops answering is declared
+// dead after RaftKeepaliveTime + RaftKeepaliveTimeout (5 s), which breaks any
+// stream to it, including a snapshot install.
+const (
+	RaftKeepaliveTime    = 2 * time.Second
+	RaftKeepaliveTimeout = 3 * time.Second
+)
+
+// Node is one sqlraft server's replication core: the Raft instance, its
+// gRPC transport and server, the FSM and the SQLite database.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+
+	db        *sqlitedb.DB
+	fsm       *FSM
+	raft      *raft.Raft
+	logStore  *raftboltdb.BoltStore
+	snapshots raft.SnapshotStore
+	transport *transport.Manager
+	server    *grpc.Server
+	listener  net.Listener
+
+	reads *readIndex
+
+	mu          sync.Mutex
+	readyTerm   uint64 // term in which this node, as leader, applied its barrier
+	closed      bool
+	observer    *raft.Observer
+	stopObserve chan struct{}
+	wg          sync.WaitGroup
+}
+
+// New opens (or creates) the node's state under cfg.DataDir, starts its Raft
+// gRPC server on cfg.RaftAddr and, when asked and no state exists,
+// bootstraps a cluster.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), stopObserve: make(chan struct{})}
+	if err := n.open(); err != nil {
+		n.closeAll()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) open() error {
+	cfg := n.cfg
+	tmpDir := filepath.Join(cfg.DataDir, "tmp")
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+		return err
+	}
+	cleanTmp(tmpDir)
+	var err error
+	if n.db, err = sqlitedb.Open(filepath.Join(cfg.DataDir, "db.sqlite"), sqlitedb.Options{}); err != nil {
+		return err
+	}
+	if n.fsm, err = NewFSM(n.db, tmpDir, n.logger); err != nil {
+		return err
+	}
+	if n.logStore, err = raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db")); err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	if n.snapshots, err = n.openSnapshots(); err != nil {
+		return err
+	}
+	if err := n.catchUpFromSnapshot(); err != nil {
+		return err
+	}
+	if err := n.startTransport(); err != nil {
+		return err
+	}
+	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logStore, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.reads = newReadIndex(n.raft, n.fsm)
+	n.observe()
+	return n.bootstrap()
+}
+
+func (n *Node) openSnapshots() (raft.SnapshotStore, error) {
+	dir := filepath.Join(n.cfg.DataDir, "snapshots")
+	if n.cfg.SnapshotStore != nil {
+		return n.cfg.SnapshotStore(dir)
+	}
+	return raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLogger(n.logger.With("component", "snapshots")))
+}
+
+// catchUpFromSnapshot restores the newest snapshot when the database is
+// older than it (the file was lost, or a restore was interrupted). Raft
+// itself never restores on start: the database normally holds more than the
+// snapshot, and Raft replays only the entries after the snapshot.
+func (n *Node) catchUpFromSnapshot() error {
+	list, err := n.snapshots.List()
+	if err != nil || len(list) == 0 {
+		return err
+	}
+	latest := list[0]
+	if n.fsm.Applied() >= latest.Index {
+		return nil
+	}
+	n.logger.Warn("database is behind the newest snapshot; restoring it", "applied", n.fsm.Applied(), "snapshot", latest.Index)
+	_, rc, err := n.snapshots.Open(latest.ID)
+	if err != nil {
+		return err
+	}
+	return n.fsm.Restore(rc)
+}
+
+func (n *Node) startTransport() error {
+	ka := keepalive.ClientParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout, PermitWithoutStream: true}
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(ka),
+	}, n.cfg.RaftDialOptions...)
+	n.transport = transport.New(raft.ServerAddress(n.cfg.RaftAdvertise), opts)
+	lis, err := net.Listen("tcp", n.cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("listen on raft address: %w", err)
+	}
+	n.listener = lis
+	n.server = grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout}),
+	)
+	n.transport.Register(n.server)
+	go n.server.Serve(lis)
+	return nil
+}
+
+func (n *Node) bootstrap() error {
+	if !n.cfg.Bootstrap {
+		return nil
+	}
+	has, err := raft.HasExistingState(n.logStore, n.logStore, n.snapshots)
+	if err != nil || has {
+		return err
+	}
+	servers := n.cfg.BootstrapServers
+	if len(servers) == 0 {
+		servers = []raft.Server{{ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.cfg.RaftAdvertise)}}
+	}
+	n.logger.Info("bootstrapping a new cluster", "servers", len(servers))
+	err = n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+// cleanTmp removes scratch files a previous run left behind.
+func cleanTmp(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+// ID is the node's Raft server ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// DB is the node's database, for local reads.
+func (n *Node) DB() *sqlitedb.DB { return n.db }
+
+// FSM is the node's state machine.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// Raft exposes the underlying Raft instance for status and tests.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Close shuts Raft down, stops the transport and closes the database. It
+// never changes the cluster configuration.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	return n.closeAll()
+}
+
+func (n *Node) closeAll() error {
+	var errs []error
+	if n.raft != nil {
+		close(n.stopObserve)
+		n.raft.DeregisterObserver(n.observer)
+		n.wg.Wait()
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.reads != nil {
+		n.reads.close()
+	}
+	if n.server != nil {
+		n.server.Stop()
+	}
+	if n.transport != nil {
+		errs = append(errs, n.transport.Close())
+	}
+	if n.logStore != nil {
+		errs = append(errs, n.logStore.Close())
+	}
+	if n.db != nil {
+		errs = append(errs, n.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Context helpers shared by the request paths.
+func deadlineOr(ctx context.Context, d time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl)
+	}
+	return d
+}

@@ -1,0 +1,81 @@
+package raftnode
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
+)
+
+// observe watches leadership changes. When this node becomes leader it
+// applies a barrier (so everything its predecessors committed is in its
+// database before it serves reads) and records its own client address in
+// the replicated node table.
+func (n *Node) observe() {
+	ch := make(chan raft.Observation, 16)
+	n.observer = raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(n.observer)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			select {
+			case <-n.stopObserve:
+				return
+			case <-ch:
+				n.onLeaderChange()
+			case <-time.After(time.Second):
+				n.onLeaderChange() // observations can be dropped; re-check
+			}
+		}
+	}()
+}
+
+func (n *Node) onLeaderChange() {
+	if n.raft.State() != raft.Leader {
+		return
+	}
+	term := n.term()
+	n.mu.Lock()
+	done := n.readyTerm == term
+	n.mu.Unlock()
+	if done {
+		return
+	}
+	if err := n.raft.Barrier(10 * time.Second).Error(); err != nil {
+		n.logger.Warn("leader barrier failed", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.readyTerm = term
+	n.mu.Unlock()
+	n.logger.Info("leader ready", "term", term)
+	if n.cfg.GRPCAdvertise != "" && n.fsm.NodeAddress(n.cfg.ID) != n.cfg.GRPCAdvertise {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := n.propose(ctx, &raftlogv1.Command{Kind: &raftlogv1.Command_SetNode{
+			SetNode: &raftlogv1.NodeAddress{Id: n.cfg.ID, GrpcAddress: n.cfg.GRPCAdvertise}}})
+		if err != nil {
+			n.logger.Warn("record own address", "err", err)
+		}
+	}
+}
+
+// Ready reports whether this node knows a leader and has applied everything
+// that was committed when it last heard from it: what a readiness probe asks.
+func (n *Node) Ready() bool {
+	if n.raft.State() == raft.Leader {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.readyTerm == n.term()
+	}
+	if id, _ := n.raft.LeaderWithID(); id == "" {
+		return false
+	}
+	return n.fsm.Applied() >= n.stateIndex(n.raft.CommitIndex())
+}

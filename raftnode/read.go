@@ -1,0 +1,107 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// readIndex implements linearizable reads without writing to the log: the
+// leader notes its commit index, confirms with a quorum that it is still
+// leader, and the read proceeds once the FSM has applied up to the noted
+// index. Reads that arrive while a confirmation round is running wait for
+// the next one, and every read waiting when a round starts shares it, so
+// N concurrent reads cost one heartbeat round, not N.
+type readIndex struct {
+	raft *raft.Raft
+
+	mu      sync.Mutex
+	waiting []chan readResult
+	running bool
+	closed  bool
+}
+
+type readResult struct {
+	index uint64
+	err   error
+}
+
+var errReadIndexClosed = errors.New("raftnode: node is shutting down")
+
+func newReadIndex(r *raft.Raft, _ *FSM) *readIndex { return &readIndex{raft: r} }
+
+// confirm returns a commit index recorded after the call began and
+// confirmed by a quorum round that started after it was recorded.
+func (r *readIndex) confirm(ctx context.Context) (uint64, error) {
+	ch := make(chan readResult, 1)
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, errReadIndexClosed
+	}
+	r.waiting = append(r.waiting, ch)
+	if !r.running {
+		r.running = true
+		go r.rounds()
+	}
+	r.mu.Unlock()
+	select {
+	case res := <-ch:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// rounds runs confirmation rounds until no read is waiting.
+func (r *readIndex) rounds() {
+	for {
+		r.mu.Lock()
+		batch := r.waiting
+		r.waiting = nil
+		if len(batch) == 0 || r.closed {
+			r.running = false
+			r.mu.Unlock()
+			for _, ch := range batch {
+				ch <- readResult{err: errReadIndexClosed}
+			}
+			return
+		}
+		r.mu.Unlock()
+		index := r.raft.CommitIndex()
+		err := r.raft.VerifyLeader().Error()
+		for _, ch := range batch {
+			ch <- readResult{index: index, err: err}
+		}
+	}
+}
+
+func (r *readIndex) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+}
+
+// stateIndex returns the index the FSM must have applied for its state to
+// include entry i: entries Raft never hands to the FSM (no-ops, barriers)
+// change nothing, so the answer is the last command or configuration entry
+// at or before i, or 0 when the log no longer holds it (it is then inside
+// the snapshot the FSM started from).
+func (n *Node) stateIndex(i uint64) uint64 {
+	first, err := n.logStore.FirstIndex()
+	if err != nil {
+		return i
+	}
+	for ; i >= first && i > 0; i-- {
+		var l raft.Log
+		if err := n.logStore.GetLog(i, &l); err != nil {
+			return 0
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return 0
+}

@@ -1,0 +1,59 @@
+package raftnode
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Status is a snapshot of the node's Raft state.
+type Status struct {
+	ID            string
+	State         string
+	Term          uint64
+	CommitIndex   uint64
+	AppliedIndex  uint64
+	LastLogIndex  uint64
+	FirstLogIndex uint64
+	RaftAddress   string
+	GRPCAddress   string
+	LastContact   time.Duration
+	DBSize        int64
+}
+
+// Status reports the node's state.
+func (n *Node) Status() Status {
+	first, _ := n.logStore.FirstIndex()
+	st := Status{
+		ID: n.cfg.ID, State: n.raft.State().String(), Term: n.term(),
+		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(), LastLogIndex: n.raft.LastIndex(),
+		FirstLogIndex: first, RaftAddress: n.cfg.RaftAdvertise, GRPCAddress: n.cfg.GRPCAdvertise,
+		DBSize: n.db.Size(),
+	}
+	if lc := n.raft.LastContact(); !lc.IsZero() {
+		st.LastContact = time.Since(lc)
+	}
+	return st
+}
+
+// Term is the node's current Raft term.
+func (n *Node) Term() uint64 { return n.term() }
+
+// Snapshot takes a Raft snapshot now and describes it.
+func (n *Node) Snapshot() (*raft.SnapshotMeta, error) {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return nil, err
+	}
+	list, err := n.snapshots.List()
+	if err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, errors.New("snapshot taken but not listed")
+	}
+	return list[0], nil
+}
+
+// Snapshots is the node's snapshot store.
+func (n *Node) Snapshots() raft.SnapshotStore { return n.snapshots }
