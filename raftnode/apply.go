@@ -84,10 +84,12 @@ func (n *Node) applyError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
 		return n.notLeader()
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrNoLeader // nothing was appended: retrying is safe
+	case errors.Is(err, raft.ErrLeadershipLost):
 		return ErrOutcomeUnknown
 	case errors.Is(err, raft.ErrRaftShutdown):
-		return errReadIndexClosed
+		return ErrShutdown
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return context.DeadlineExceeded
 	}

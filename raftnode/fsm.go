@@ -193,9 +193,9 @@ func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, bool) {
 	changed := false
 	switch k := cmd.GetKind().(type) {
 	case *raftlogv1.Command_Request:
-		res = runStatements(tx, k.Request.GetStatements(), k.Request.GetTransaction())
+		res = runStatements(tx, k.Request.GetStatements(), k.Request.GetTransaction(), false)
 	case *raftlogv1.Command_Query:
-		res = runStatements(tx, k.Query.GetStatements(), false)
+		res = runStatements(tx, k.Query.GetStatements(), false, true)
 	case *raftlogv1.Command_SetNode:
 		res, changed = &Result{Err: tx.SetNode(k.SetNode.GetId(), k.SetNode.GetGrpcAddress())}, true
 	case *raftlogv1.Command_RemoveNode:
@@ -218,7 +218,7 @@ func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, bool) {
 // runStatements runs a request's statements in order. With transaction set,
 // the first failure rolls the whole entry back and the statements after it
 // report that they did not run.
-func runStatements(tx *sqlitedb.Tx, stmts []*sqlraftv1.Statement, transaction bool) *Result {
+func runStatements(tx *sqlitedb.Tx, stmts []*sqlraftv1.Statement, transaction, readOnly bool) *Result {
 	res := &Result{Results: make([]*sqlraftv1.RequestResult, 0, len(stmts))}
 	failed := -1
 	for i, s := range stmts {
@@ -227,7 +227,7 @@ func runStatements(tx *sqlitedb.Tx, stmts []*sqlraftv1.Statement, transaction bo
 				Execute: &sqlraftv1.ExecuteResult{Error: fmt.Sprintf("not executed: transaction rolled back after statement %d failed", failed)}}})
 			continue
 		}
-		r := tx.Run(s)
+		r := tx.Run(s, readOnly)
 		res.Results = append(res.Results, r)
 		if transaction && resultError(r) != "" {
 			failed, res.rolledBack = i, true

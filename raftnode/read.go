@@ -28,7 +28,8 @@ type readResult struct {
 	err   error
 }
 
-var errReadIndexClosed = errors.New("raftnode: node is shutting down")
+// ErrShutdown: the node is shutting down.
+var ErrShutdown = errors.New("raftnode: node is shutting down")
 
 func newReadIndex(r *raft.Raft, _ *FSM) *readIndex { return &readIndex{raft: r} }
 
@@ -39,7 +40,7 @@ func (r *readIndex) confirm(ctx context.Context) (uint64, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return 0, errReadIndexClosed
+		return 0, ErrShutdown
 	}
 	r.waiting = append(r.waiting, ch)
 	if !r.running {
@@ -65,7 +66,7 @@ func (r *readIndex) rounds() {
 			r.running = false
 			r.mu.Unlock()
 			for _, ch := range batch {
-				ch <- readResult{err: errReadIndexClosed}
+				ch <- readResult{err: ErrShutdown}
 			}
 			return
 		}

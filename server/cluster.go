@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/version"
+)
+
+// cluster implements sqlraftv1.ClusterServiceServer.
+type cluster struct {
+	sqlraftv1.UnimplementedClusterServiceServer
+	s *Server
+}
+
+// Join implements ClusterService.Join.
+func (c *cluster) Join(ctx context.Context, req *sqlraftv1.JoinRequest) (*sqlraftv1.JoinResponse, error) {
+	if req.GetId() == "" || req.GetRaftAddress() == "" {
+		return nil, invalid("id and raft_address are required")
+	}
+	if !c.s.node.IsLeader() {
+		conn, fctx, err := c.s.toLeader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return sqlraftv1.NewClusterServiceClient(conn).Join(fctx, req)
+	}
+	if err := c.s.node.Join(ctx, req.GetId(), req.GetRaftAddress(), req.GetGrpcAddress(), !req.GetNonVoter()); err != nil {
+		return nil, c.s.toStatus(err)
+	}
+	return &sqlraftv1.JoinResponse{Header: c.s.header(c.s.node.FSM().Applied())}, nil
+}
+
+// Remove implements ClusterService.Remove.
+func (c *cluster) Remove(ctx context.Context, req *sqlraftv1.RemoveRequest) (*sqlraftv1.RemoveResponse, error) {
+	if req.GetId() == "" {
+		return nil, invalid("id is required")
+	}
+	if !c.s.node.IsLeader() {
+		conn, fctx, err := c.s.toLeader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return sqlraftv1.NewClusterServiceClient(conn).Remove(fctx, req)
+	}
+	if err := c.s.node.Remove(ctx, req.GetId()); err != nil {
+		return nil, c.s.toStatus(err)
+	}
+	return &sqlraftv1.RemoveResponse{Header: c.s.header(c.s.node.FSM().Applied())}, nil
+}
+
+// TransferLeadership implements ClusterService.TransferLeadership.
+func (c *cluster) TransferLeadership(ctx context.Context, req *sqlraftv1.TransferLeadershipRequest) (*sqlraftv1.TransferLeadershipResponse, error) {
+	if !c.s.node.IsLeader() {
+		conn, fctx, err := c.s.toLeader(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return sqlraftv1.NewClusterServiceClient(conn).TransferLeadership(fctx, req)
+	}
+	if err := c.s.node.TransferLeadership(ctx, req.GetId()); err != nil {
+		return nil, c.s.toStatus(err)
+	}
+	return &sqlraftv1.TransferLeadershipResponse{Header: c.s.header(c.s.node.FSM().Applied())}, nil
+}
+
+// Nodes implements ClusterService.Nodes. Each member is asked for its
+// status (in parallel, bounded by a short timeout) to fill reachable,
+// last_contact and applied_index.
+func (c *cluster) Nodes(ctx context.Context, _ *sqlraftv1.NodesRequest) (*sqlraftv1.NodesResponse, error) {
+	members, err := c.s.node.Members()
+	if err != nil {
+		return nil, c.s.toStatus(err)
+	}
+	out := make([]*sqlraftv1.Node, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		out[i] = &sqlraftv1.Node{Id: m.ID, RaftAddress: m.RaftAddress, GrpcAddress: m.GRPCAddress, Voter: m.Voter, Leader: m.Leader}
+		wg.Add(1)
+		go func(n *sqlraftv1.Node) {
+			defer wg.Done()
+			c.probe(ctx, n)
+		}(out[i])
+	}
+	wg.Wait()
+	return &sqlraftv1.NodesResponse{Header: c.s.header(c.s.node.FSM().Applied()), Nodes: out}, nil
+}
+
+// probe fills a member's reachability from its own Status.
+func (c *cluster) probe(ctx context.Context, n *sqlraftv1.Node) {
+	if n.GetId() == c.s.node.ID() {
+		st := c.s.node.Status()
+		n.Reachable, n.AppliedIndex, n.LastContact = true, st.AppliedIndex, durationpb.New(st.LastContact)
+		return
+	}
+	if n.GetGrpcAddress() == "" {
+		return
+	}
+	conn, err := c.s.fwd.conn(n.GetGrpcAddress())
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := sqlraftv1.NewClusterServiceClient(conn).Status(pctx, &sqlraftv1.StatusRequest{})
+	if err != nil {
+		return
+	}
+	n.Reachable, n.AppliedIndex, n.LastContact = true, st.GetAppliedIndex(), st.GetLastContact()
+}
+
+// Status implements ClusterService.Status.
+func (c *cluster) Status(_ context.Context, _ *sqlraftv1.StatusRequest) (*sqlraftv1.StatusResponse, error) {
+	st := c.s.node.Status()
+	return &sqlraftv1.StatusResponse{
+		Header: c.s.header(st.AppliedIndex), NodeId: st.ID, State: st.State, Term: st.Term,
+		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, LastLogIndex: st.LastLogIndex,
+		FirstLogIndex: st.FirstLogIndex, RaftAddress: st.RaftAddress, GrpcAddress: st.GRPCAddress,
+		LastContact: durationpb.New(st.LastContact), DbSizeBytes: st.DBSize,
+		Snapshot: c.s.snapshotStatus(), Version: version.Version,
+	}, nil
+}
+
+// Checksum implements ClusterService.Checksum.
+func (c *cluster) Checksum(ctx context.Context, _ *sqlraftv1.ChecksumRequest) (*sqlraftv1.ChecksumResponse, error) {
+	pos, sum, err := c.s.node.DB().Checksum(ctx)
+	if err != nil {
+		return nil, c.s.toStatus(err)
+	}
+	return &sqlraftv1.ChecksumResponse{Header: c.s.header(pos.Index), AppliedIndex: pos.Index, Sha256: sum}, nil
+}
+
+// Snapshot implements ClusterService.Snapshot.
+func (c *cluster) Snapshot(_ context.Context, _ *sqlraftv1.SnapshotRequest) (*sqlraftv1.SnapshotResponse, error) {
+	meta, err := c.s.node.Snapshot()
+	if err != nil {
+		return nil, c.s.toStatus(err)
+	}
+	return &sqlraftv1.SnapshotResponse{Header: c.s.header(c.s.node.FSM().Applied()), Id: meta.ID,
+		Kind: sqlraftv1.SnapshotKind_SNAPSHOT_KIND_FULL, SizeBytes: meta.Size, Index: meta.Index}, nil
+}
+
+// snapshotStatus lists the snapshots on disk.
+func (s *Server) snapshotStatus() *sqlraftv1.SnapshotStatus {
+	st := &sqlraftv1.SnapshotStatus{}
+	list, err := s.node.Snapshots().List()
+	if err != nil {
+		st.LastError = err.Error()
+		return st
+	}
+	for _, m := range list {
+		st.Snapshots = append(st.Snapshots, &sqlraftv1.SnapshotInfo{Id: m.ID, Kind: sqlraftv1.SnapshotKind_SNAPSHOT_KIND_FULL,
+			Index: m.Index, Term: m.Term, SizeBytes: m.Size})
+		st.LastSnapshotIndex = max(st.LastSnapshotIndex, m.Index)
+	}
+	return st
+}

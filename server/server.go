@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/raftnode"
+)
+
+// LeaderHealthService is the grpc.health.v1 service name that is SERVING
+// only on the leader, so probes and clients can find it.
+const LeaderHealthService = "sqlraft.v1.Leader"
+
+// Options configure a Server.
+type Options struct {
+	// DefaultConsistency is used when a read leaves consistency unspecified
+	// (default LINEARIZABLE).
+	DefaultConsistency sqlraftv1.ReadConsistency
+	// MaxRecvMsgBytes bounds a request's size (default 16 MiB).
+	MaxRecvMsgBytes int
+	// ForwardDialOptions are added when dialing the leader to forward.
+	ForwardDialOptions []grpc.DialOption
+	Logger             *slog.Logger
+}
+
+// Server serves DatabaseService, ClusterService, health and reflection for
+// one node.
+type Server struct {
+	node   *raftnode.Node
+	opts   Options
+	fwd    *forwarder
+	health *health.Server
+	logger *slog.Logger
+	stop   chan struct{}
+}
+
+// New returns a Server for node.
+func New(node *raftnode.Node, opts Options) *Server {
+	if opts.DefaultConsistency == sqlraftv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED {
+		opts.DefaultConsistency = sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
+	}
+	if opts.MaxRecvMsgBytes <= 0 {
+		opts.MaxRecvMsgBytes = 16 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Server{node: node, opts: opts, fwd: newForwarder(opts.ForwardDialOptions),
+		health: health.NewServer(), logger: opts.Logger, stop: make(chan struct{})}
+}
+
+// GRPCServer builds a grpc.Server with every sqlraft service registered,
+// panic recovery and request logging, and starts tracking health.
+func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	rec := recovery.WithRecoveryHandler(func(p any) error {
+		s.logger.Error("panic in handler", "panic", p, "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error; the node logged the details")
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
+	opts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.opts.MaxRecvMsgBytes),
+		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.UnaryServerInterceptor(rec)),
+		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec)),
+	}, extra...)
+	gs := grpc.NewServer(opts...)
+	sqlraftv1.RegisterDatabaseServiceServer(gs, &database{s: s})
+	sqlraftv1.RegisterClusterServiceServer(gs, &cluster{s: s})
+	healthpb.RegisterHealthServer(gs, s.health)
+	reflection.Register(gs)
+	go s.trackHealth()
+	return gs
+}
+
+// callLevel logs failed calls that point at a server problem at warn, and
+// everything else at debug.
+func callLevel(c codes.Code) logging.Level {
+	switch c {
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		return logging.LevelWarn
+	}
+	return logging.LevelDebug
+}
+
+func slogAdapter(l *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		l.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+}
+
+// trackHealth keeps grpc.health.v1 current: "" is SERVING once the node
+// knows a leader and has caught up; LeaderHealthService only on the leader.
+func (s *Server) trackHealth() {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ready, leader := healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
+		if s.node.Ready() {
+			ready = healthpb.HealthCheckResponse_SERVING
+			if s.node.IsLeader() {
+				leader = healthpb.HealthCheckResponse_SERVING
+			}
+		}
+		s.health.SetServingStatus("", ready)
+		s.health.SetServingStatus(LeaderHealthService, leader)
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown marks every health service NOT_SERVING for good and closes the
+// connections used for forwarding. Call it before stopping the grpc.Server.
+func (s *Server) Shutdown() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	s.health.Shutdown()
+	s.fwd.close()
+}
+
+// header describes this node's view for a response reflecting index.
+func (s *Server) header(index uint64) *sqlraftv1.ResponseHeader {
+	id, addr := s.node.Leader()
+	return &sqlraftv1.ResponseHeader{NodeId: s.node.ID(), LeaderId: id, LeaderAddress: addr,
+		RaftIndex: index, RaftTerm: s.node.Term()}
+}
+
+// checkStatements rejects an empty or invalid statement list before anything
+// is proposed.
+func (s *Server) checkStatements(ctx context.Context, stmts []*sqlraftv1.Statement) error {
+	if len(stmts) == 0 {
+		return invalid("no statements given")
+	}
+	_, err := s.node.DB().Inspect(ctx, stmts)
+	return s.toStatus(err)
+}
+
+// level resolves a request's consistency.
+func (s *Server) level(c sqlraftv1.ReadConsistency, freshness time.Duration) (sqlraftv1.ReadConsistency, error) {
+	if freshness < 0 {
+		return 0, invalid("freshness must not be negative")
+	}
+	switch c {
+	case sqlraftv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED:
+		return s.opts.DefaultConsistency, nil
+	case sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE, sqlraftv1.ReadConsistency_READ_CONSISTENCY_WEAK,
+		sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE, sqlraftv1.ReadConsistency_READ_CONSISTENCY_STRONG:
+		return c, nil
+	}
+	return 0, invalid("unknown consistency %d; use NONE, WEAK, LINEARIZABLE or STRONG", int32(c))
+}
+
+// mustForward reports whether a read at level must be served by the leader
+// and this node is not it.
+func (s *Server) mustForward(level sqlraftv1.ReadConsistency) bool {
+	return level != sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE && !s.node.IsLeader()
+}
+
+// String describes the server for logs.
+func (s *Server) String() string { return fmt.Sprintf("sqlraft server for node %s", s.node.ID()) }
