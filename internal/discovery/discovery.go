@@ -97,7 +97,8 @@ type Config struct {
 	// Self describes this node (ID, advertised Raft and gRPC addresses).
 	Self Peer
 	// Expect is the number of nodes that must answer before a cluster is
-	// bootstrapped (--bootstrap-expect). Must be at least 1.
+	// bootstrapped (--bootstrap-expect). Zero means never bootstrap: wait for
+	// a formed cluster and join it (for non-voters and late nodes).
 	Expect int
 	// HasState reports that this node already has Raft state on disk.
 	HasState bool
@@ -141,8 +142,8 @@ func Run(ctx context.Context, cfg Config) (Plan, error) {
 	if cfg.HasState {
 		return Plan{Action: ActionResume}, nil
 	}
-	if cfg.Expect < 1 || cfg.Self.ID == "" || cfg.Source == nil || cfg.Prober == nil {
-		return Plan{}, fmt.Errorf("%w: need Expect >= 1, Self.ID, Source and Prober", ErrConfig)
+	if cfg.Expect < 0 || cfg.Self.ID == "" || cfg.Source == nil || cfg.Prober == nil {
+		return Plan{}, fmt.Errorf("%w: need Expect >= 0, Self.ID, Source and Prober", ErrConfig)
 	}
 	var lastKey string
 	stable := 0
@@ -213,7 +214,8 @@ func gather(ctx context.Context, cfg Config) ([]Peer, error) {
 
 // Decide applies the bootstrap rule to the nodes that answered. It reports
 // false when it cannot decide yet (fewer than expect distinct nodes and no
-// formed cluster). peers may include self; self always counts.
+// formed cluster). peers may include self; self always counts. With expect
+// below 1 it only ever decides to join a formed cluster.
 func Decide(self Peer, expect int, peers []Peer) (Plan, bool) {
 	nodes := distinct(self, peers)
 	var members []string
@@ -225,7 +227,7 @@ func Decide(self Peer, expect int, peers []Peer) (Plan, bool) {
 	if len(members) > 0 {
 		return Plan{Action: ActionJoin, JoinAddrs: appendOthers(members, self, nodes)}, true
 	}
-	if len(nodes) < expect {
+	if expect < 1 || len(nodes) < expect {
 		return Plan{}, false
 	}
 	if nodes[0].ID == self.ID {

@@ -48,6 +48,9 @@ func TestDecide(t *testing.T) {
 			Plan{Action: ActionJoin, JoinAddrs: []string{member.GRPCAddr, p2.GRPCAddr}}},
 		{"existing cluster needs no quorum of answers", p2, 3, []Peer{member}, true,
 			Plan{Action: ActionJoin, JoinAddrs: []string{member.GRPCAddr}}},
+		{"join only waits for a member", p0, 0, []Peer{p1, p2}, false, Plan{}},
+		{"join only joins a member", p0, 0, []Peer{member}, true,
+			Plan{Action: ActionJoin, JoinAddrs: []string{member.GRPCAddr}}},
 		{"self member is ignored", Peer{ID: "a", Member: true}, 2, nil, false, Plan{}},
 	}
 	for _, tt := range tests {
@@ -192,7 +195,7 @@ func TestRunResumesWithState(t *testing.T) {
 }
 
 func TestRunBadConfig(t *testing.T) {
-	_, err := Run(context.Background(), Config{Self: peer(0), Expect: 0, Source: StaticSource{}, Prober: newWorld()})
+	_, err := Run(context.Background(), Config{Self: peer(0), Expect: -1, Source: StaticSource{}, Prober: newWorld()})
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("err = %v", err)
 	}
