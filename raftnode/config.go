@@ -3,6 +3,7 @@ package raftnode
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,8 @@ type Config struct {
 	DataDir string
 	// RaftAddr is the address the Raft gRPC server listens on.
 	RaftAddr string
+	// RaftListener, when set, is used instead of listening on RaftAddr.
+	RaftListener net.Listener
 	// RaftAdvertise is the Raft address other nodes dial (default RaftAddr).
 	RaftAdvertise string
 	// GRPCAdvertise is the client API address other nodes forward to.
@@ -49,6 +52,9 @@ type Config struct {
 }
 
 func (c *Config) defaults() error {
+	if c.RaftListener != nil && c.RaftAddr == "" {
+		c.RaftAddr = c.RaftListener.Addr().String()
+	}
 	if c.ID == "" || c.DataDir == "" || c.RaftAddr == "" {
 		return fmt.Errorf("raftnode: ID, DataDir and RaftAddr are required")
 	}

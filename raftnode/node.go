@@ -139,9 +139,12 @@ func (n *Node) startTransport() error {
 		grpc.WithKeepaliveParams(ka),
 	}, n.cfg.RaftDialOptions...)
 	n.transport = transport.New(raft.ServerAddress(n.cfg.RaftAdvertise), opts)
-	lis, err := net.Listen("tcp", n.cfg.RaftAddr)
-	if err != nil {
-		return fmt.Errorf("listen on raft address: %w", err)
+	lis := n.cfg.RaftListener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", n.cfg.RaftAddr); err != nil {
+			return fmt.Errorf("listen on raft address: %w", err)
+		}
 	}
 	n.listener = lis
 	n.server = grpc.NewServer(

@@ -51,10 +51,8 @@ func (n *Node) onLeaderChange() {
 		n.logger.Warn("leader barrier failed", "err", err)
 		return
 	}
-	n.mu.Lock()
-	n.readyTerm = term
-	n.mu.Unlock()
-	n.logger.Info("leader ready", "term", term)
+	// Publish our client address before declaring readiness, so followers
+	// can forward to us by the time probes see a ready leader.
 	if n.cfg.GRPCAdvertise != "" && n.fsm.NodeAddress(n.cfg.ID) != n.cfg.GRPCAdvertise {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -62,8 +60,13 @@ func (n *Node) onLeaderChange() {
 			SetNode: &raftlogv1.NodeAddress{Id: n.cfg.ID, GrpcAddress: n.cfg.GRPCAdvertise}}})
 		if err != nil {
 			n.logger.Warn("record own address", "err", err)
+			return
 		}
 	}
+	n.mu.Lock()
+	n.readyTerm = term
+	n.mu.Unlock()
+	n.logger.Info("leader ready", "term", term)
 }
 
 // Ready reports whether this node knows a leader and has applied everything

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -64,7 +65,7 @@ func (f *forwarder) close() {
 // with, or the status to answer when the request must not be forwarded.
 func (s *Server) toLeader(ctx context.Context) (*grpc.ClientConn, context.Context, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	id, addr := s.node.Leader()
+	id, addr := s.leaderAddress(ctx)
 	if id == "" {
 		return nil, nil, s.toStatus(raftnode.ErrNoLeader)
 	}
@@ -86,4 +87,22 @@ func first(md metadata.MD, key string) string {
 		return strings.ToLower(strings.TrimSpace(v[0]))
 	}
 	return ""
+}
+
+// leaderAddress returns the leader's ID and client address. A new leader
+// publishes its address through the log right after its election, so a
+// follower that knows the leader but not yet its address waits briefly.
+func (s *Server) leaderAddress(ctx context.Context) (id, addr string) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		id, addr = s.node.Leader()
+		if id == "" || addr != "" || time.Now().After(deadline) {
+			return id, addr
+		}
+		select {
+		case <-ctx.Done():
+			return id, addr
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

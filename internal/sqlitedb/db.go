@@ -217,14 +217,21 @@ func (db *DB) Replace(src string) error {
 }
 
 // Backup writes a consistent, compact copy of the database to dst with
-// VACUUM INTO. dst must not exist.
+// VACUUM INTO, on a connection of its own (read connections are query-only,
+// which VACUUM INTO refuses). dst must not exist.
 func (db *DB) Backup(ctx context.Context, dst string) error {
-	return db.withReader(ctx, func(c *conn) error {
-		return c.internal(func() error {
-			_, err := c.ExecContext(ctx, "VACUUM INTO ?", []driver.NamedValue{{Ordinal: 1, Value: dst}})
-			return err
-		})
-	})
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	c, err := (&sqlite3.SQLiteDriver{}).Open(db.dsn())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.(*sqlite3.SQLiteConn).ExecContext(ctx, "VACUUM INTO ?", []driver.NamedValue{{Ordinal: 1, Value: dst}})
+	return err
 }
 
 // Size is the size in bytes of the database file (excluding the WAL).

@@ -21,7 +21,7 @@ type placeholders struct {
 func scanPlaceholders(sql string) placeholders {
 	p := placeholders{named: map[string]bool{}}
 	inStatement := false
-	next := 0 // index of the last positional placeholder seen
+	next := 0          // index of the last positional placeholder seen
 	depthBeginEnd := 0 // CREATE TRIGGER bodies hold ';' inside BEGIN ... END
 	var words []string
 	for i := 0; i < len(sql); {

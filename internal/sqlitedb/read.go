@@ -28,13 +28,22 @@ func (e *InvalidError) Error() string {
 // ErrResultTooLarge is returned when a query's rows exceed Options.MaxResultBytes.
 var ErrResultTooLarge = errors.New("result too large; narrow the query or use QueryStream")
 
-// Inspect validates statements without running them and reports which are
-// read-only. Parameters must match the placeholders; SQL must parse. A
-// statement that fails for another reason (a table a previous statement
-// creates, say) is not an error here: it is reported as not read-only and
-// fails, or succeeds, when it runs.
-func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]bool, error) {
-	readOnly := make([]bool, len(stmts))
+// Kind says whether a statement reads or writes.
+type Kind int
+
+// Statement kinds reported by Inspect.
+const (
+	// Unknown: SQLite could not prepare it against the current schema (a
+	// table an earlier statement creates, say); it is judged when it runs.
+	Unknown Kind = iota
+	ReadOnly
+	Write
+)
+
+// Inspect validates statements without running them and reports their
+// kinds. Parameters must match the placeholders; SQL must parse.
+func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind, error) {
+	kinds := make([]Kind, len(stmts))
 	err := db.withReader(ctx, func(c *conn) error {
 		c.guard.writer = true // judge as the writer will
 		defer func() { c.guard.writer = false }()
@@ -49,12 +58,15 @@ func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]bool
 				}
 				continue
 			}
-			readOnly[i] = st.(*sqlite3.SQLiteStmt).Readonly()
+			kinds[i] = Write
+			if st.(*sqlite3.SQLiteStmt).Readonly() {
+				kinds[i] = ReadOnly
+			}
 			st.Close()
 		}
 		return nil
 	})
-	return readOnly, err
+	return kinds, err
 }
 
 func checkStatement(s *sqlraftv1.Statement) error {

@@ -99,8 +99,9 @@ func (tx *Tx) RemoveNode(id string) error {
 }
 
 // Run executes one client statement: a read returns rows, a write returns
-// its effect. A SQL error is reported in the result, not returned.
-func (tx *Tx) Run(s *sqlraftv1.Statement) *sqlraftv1.RequestResult {
+// its effect. A SQL error is reported in the result, not returned. With
+// readOnly set, a statement that would write is refused.
+func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResult {
 	fail := func(err error) *sqlraftv1.RequestResult {
 		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
 			Execute: &sqlraftv1.ExecuteResult{Error: err.Error()}}}
@@ -117,6 +118,9 @@ func (tx *Tx) Run(s *sqlraftv1.Statement) *sqlraftv1.RequestResult {
 	}
 	defer st.Close()
 	sst := st.(*sqlite3.SQLiteStmt)
+	if readOnly && !sst.Readonly() {
+		return fail(errors.New("is not read-only; send writes with Execute or Request"))
+	}
 	if sst.Readonly() {
 		res, _, err := runQuery(context.Background(), sst, s, 0)
 		if err != nil {

@@ -1,0 +1,166 @@
+package sqlitedb
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+)
+
+func openTest(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "db.sqlite"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func stmt(sql string, params ...*sqlraftv1.Value) *sqlraftv1.Statement {
+	return &sqlraftv1.Statement{Sql: sql, Params: params}
+}
+
+func text(s string) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: s}} }
+
+// write runs statements in one transaction at index, as the FSM does.
+func write(t *testing.T, db *DB, index uint64, now time.Time, seed uint64, stmts ...*sqlraftv1.Statement) []*sqlraftv1.RequestResult {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.SetClock(now, seed)
+	var out []*sqlraftv1.RequestResult
+	for _, s := range stmts {
+		out = append(out, tx.Run(s, false))
+	}
+	if err := tx.SetApplied(Position{Index: index, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestDeclaredTypesKeepStoredValues(t *testing.T) {
+	db := openTest(t)
+	res := write(t, db, 1, time.Now(), 1,
+		stmt("CREATE TABLE t(ts DATETIME, d DATE, b BOOLEAN)"),
+		stmt("INSERT INTO t VALUES('not a time', '2024-01-02', 7)"))
+	for _, r := range res {
+		if e := r.GetExecute().GetError(); e != "" {
+			t.Fatal(e)
+		}
+	}
+	out, pos, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("SELECT ts, d, b FROM t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos.Index != 1 {
+		t.Errorf("applied index %d, want 1", pos.Index)
+	}
+	row := out[0].Rows[0].Values
+	if row[0].GetText() != "not a time" || row[1].GetText() != "2024-01-02" || row[2].GetInteger() != 7 {
+		t.Errorf("values changed by the driver: %v", row)
+	}
+	if got := out[0].Types; got[0] != "datetime" || got[1] != "date" || got[2] != "boolean" {
+		t.Errorf("types %v", got)
+	}
+}
+
+func TestClockMakesWritesDeterministic(t *testing.T) {
+	now := time.Date(2030, 5, 6, 7, 8, 9, 123e6, time.UTC)
+	sums := make([]string, 2)
+	for i := range sums {
+		db := openTest(t)
+		res := write(t, db, 1, now, 42,
+			stmt("CREATE TABLE t(id INTEGER PRIMARY KEY, r, b, d, ts, c DEFAULT CURRENT_TIMESTAMP, j, s)"),
+			stmt("INSERT INTO t(r, b, d, ts, j, s) VALUES(random(), randomblob(8), datetime('now'), CURRENT_TIMESTAMP, julianday('NOW'), strftime('%s'))"))
+		if e := res[1].GetExecute().GetError(); e != "" {
+			t.Fatal(e)
+		}
+		out, _, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("SELECT d, ts, c, s FROM t")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := out[0].Rows[0].Values
+		if v[0].GetText() != "2030-05-06 07:08:09" || v[1].GetText() != "2030-05-06 07:08:09" || v[2].GetText() != "2030-05-06 07:08:09" {
+			t.Errorf("time values %v", v)
+		}
+		if v[3].GetText() != "1904281689" {
+			t.Errorf("strftime('%%s') = %v", v[3])
+		}
+		_, sums[i], err = db.Checksum(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sums[0] != sums[1] {
+		t.Errorf("checksums differ: %s vs %s", sums[0], sums[1])
+	}
+}
+
+func TestInspectRejectsBadStatements(t *testing.T) {
+	db := openTest(t)
+	cases := map[string]*sqlraftv1.Statement{
+		"syntax":        stmt("SELEC 1"),
+		"too few":       stmt("SELECT ?, ?", text("a")),
+		"too many":      stmt("SELECT ?", text("a"), text("b")),
+		"two":           stmt("SELECT 1; SELECT 2"),
+		"begin":         stmt("BEGIN"),
+		"attach":        stmt("ATTACH 'x.db' AS x"),
+		"meta":          stmt("DELETE FROM _sqlraft_applied"),
+		"pragma":        stmt("PRAGMA journal_mode=DELETE"),
+		"unknown named": {Sql: "SELECT :a", NamedParams: map[string]*sqlraftv1.Value{"a": text("x"), "b": text("y")}},
+		"no kind":       stmt("SELECT ?", &sqlraftv1.Value{}),
+		"empty":         stmt("  -- nothing\n"),
+	}
+	for name, s := range cases {
+		_, err := db.Inspect(context.Background(), []*sqlraftv1.Statement{s})
+		var inv *InvalidError
+		if !errors.As(err, &inv) {
+			t.Errorf("%s: got %v, want InvalidError", name, err)
+		}
+	}
+	ro, err := db.Inspect(context.Background(), []*sqlraftv1.Statement{
+		stmt("SELECT 1"), stmt("CREATE TABLE x(a)"), stmt("INSERT INTO nosuch VALUES(1)"),
+		{Sql: "SELECT :a, @b", NamedParams: map[string]*sqlraftv1.Value{"a": text("x"), ":b": text("y")}},
+		stmt("CREATE TRIGGER tr AFTER INSERT ON x BEGIN SELECT 1; SELECT 2; END")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ro[0] != ReadOnly || ro[1] != Write || ro[2] != Unknown || ro[3] != ReadOnly {
+		t.Errorf("read-only flags %v", ro)
+	}
+}
+
+func TestQueryRefusesWrites(t *testing.T) {
+	db := openTest(t)
+	_, _, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("SELECT 1"), stmt("CREATE TABLE x(a)")})
+	var inv *InvalidError
+	if !errors.As(err, &inv) || inv.Index != 1 {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestReplaceSwapsFile(t *testing.T) {
+	a, b := openTest(t), openTest(t)
+	write(t, b, 5, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(1)"))
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	if err := b.Backup(context.Background(), copyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Replace(copyPath); err != nil {
+		t.Fatal(err)
+	}
+	pa, sa, _ := a.Checksum(context.Background())
+	pb, sb, _ := b.Checksum(context.Background())
+	if pa != pb || sa != sb || pa.Index != 5 {
+		t.Errorf("after replace %v %s, want %v %s", pa, sa, pb, sb)
+	}
+}

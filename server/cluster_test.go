@@ -1,0 +1,184 @@
+package server_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testcluster"
+	"github.com/sqlraft/sqlraft/server"
+)
+
+func TestThreeNodeCluster(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	leader := c.Leader()
+	followers := c.Followers()
+	exec(t, leader, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"))
+	acked := 0
+	for i := 0; i < 10; i++ {
+		exec(t, leader, st("INSERT INTO t(v) VALUES(?)", text(fmt.Sprint("leader", i))))
+		exec(t, followers[i%2], st("INSERT INTO t(v) VALUES(?)", text(fmt.Sprint("follower", i))))
+		acked += 2
+	}
+	// Reads at every level from every node. NONE may lag on followers, so
+	// it is checked once the cluster has converged.
+	c.WaitConverged(10 * time.Second)
+	for _, n := range c.Nodes {
+		for _, level := range levels {
+			if got := count(t, n, "t", level); got != int64(acked) {
+				t.Errorf("%s at %v: %d rows, want %d", n.ID, level, got, acked)
+			}
+		}
+	}
+
+	// Stop the leader: a new one is elected and every acknowledged write is
+	// there; writes continue.
+	old := indexOf(c, leader)
+	c.Stop(old)
+	newLeader := c.Leader()
+	if newLeader == leader {
+		t.Fatal("stopped node still leads")
+	}
+	if got := count(t, newLeader, "t", sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE); got != int64(acked) {
+		t.Fatalf("after failover: %d rows, want %d", got, acked)
+	}
+	for i := 0; i < 5; i++ {
+		exec(t, c.Followers()[0], st("INSERT INTO t(v) VALUES('after')"))
+		acked++
+	}
+	// The old leader restarts on its data directory and catches up.
+	c.Restart(old)
+	sum := c.WaitConverged(20 * time.Second)
+	if got := count(t, c.Nodes[old], "t", sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE); got != int64(acked) {
+		t.Errorf("restarted node has %d rows, want %d", got, acked)
+	}
+	t.Logf("converged at checksum %s", sum)
+}
+
+func indexOf(c *testcluster.Cluster, n *testcluster.Node) int {
+	for i, m := range c.Nodes {
+		if m == n {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestConcurrentWritersLoseNothing(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	exec(t, c.Leader(), st("CREATE TABLE w(id INTEGER PRIMARY KEY, client INTEGER, seq INTEGER)"))
+	const clients, each = 16, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for cl := 0; cl < clients; cl++ {
+		wg.Add(1)
+		go func(cl int) {
+			defer wg.Done()
+			n := c.Nodes[cl%3]
+			for i := 0; i < each; i++ {
+				_, err := n.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
+					st("INSERT INTO w(client, seq) VALUES(?, ?)", integer(int64(cl)), integer(int64(i)))}})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(cl)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	c.WaitConverged(10 * time.Second)
+	for _, n := range c.Nodes {
+		if got := count(t, n, "w", sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE); got != clients*each {
+			t.Errorf("%s: %d rows, want %d", n.ID, got, clients*each)
+		}
+	}
+}
+
+func TestDeterministicFunctionsViaFollower(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	f := c.Followers()[0]
+	exec(t, f, st(`CREATE TABLE d(id INTEGER PRIMARY KEY, r INTEGER, b BLOB, dt TEXT, ts TEXT, cd TEXT, ct TEXT,
+		jd REAL, ue INTEGER, sf TEXT, dflt TEXT DEFAULT CURRENT_TIMESTAMP, dflt2 TEXT DEFAULT (datetime('now', 'subsec')))`))
+	for i := 0; i < 5; i++ {
+		exec(t, f, st(`INSERT INTO d(r, b, dt, ts, cd, ct, jd, ue, sf) VALUES(random(), randomblob(16), datetime('now'),
+			CURRENT_TIMESTAMP, CURRENT_DATE, CURRENT_TIME, julianday('now'), unixepoch(), strftime('%Y-%m-%d %H:%M:%f', 'now'))`))
+		time.Sleep(5 * time.Millisecond)
+	}
+	exec(t, f, st("UPDATE d SET r = r + abs(random() % 1000) WHERE id % 2 = 0"))
+	c.WaitConverged(10 * time.Second)
+	// The values are real: not NULL, and random() differs between rows.
+	resp, err := f.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{
+		st("SELECT count(DISTINCT r), count(DISTINCT b), min(length(dt)), min(length(dflt2)) FROM d")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := resp.GetResults()[0].GetRows()[0].GetValues()
+	if v[0].GetInteger() != 5 || v[1].GetInteger() != 5 || v[2].GetInteger() != 19 || v[3].GetInteger() != 23 {
+		t.Errorf("unexpected values: %v", v)
+	}
+}
+
+func TestNoForwardNamesTheLeader(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	leader, f := c.Leader(), c.Followers()[0]
+	mctx := metadata.AppendToOutgoingContext(ctx(t), server.MetadataNoForward, "true")
+	_, err := f.DB().Execute(mctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("CREATE TABLE x(a)")}})
+	wantCode(t, err, codes.FailedPrecondition)
+	info := errorInfo(err)
+	if info == nil || info.GetReason() != server.ReasonNotLeader || info.GetMetadata()["leader_id"] != leader.ID ||
+		info.GetMetadata()["leader_address"] != leader.GRPCAddr {
+		t.Fatalf("error info %v, want NOT_LEADER naming %s at %s", info, leader.ID, leader.GRPCAddr)
+	}
+	_, err = f.DB().Query(mctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
+		Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE})
+	wantCode(t, err, codes.FailedPrecondition)
+	// NONE reads are served locally even without forwarding.
+	if _, err := f.DB().Query(mctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
+		Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNoLeaderAndFreshness(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	leader := c.Leader()
+	exec(t, leader, st("CREATE TABLE t(a)"))
+	c.WaitConverged(10 * time.Second)
+	survivor := c.Followers()[0]
+	for i, n := range c.Nodes {
+		if n != survivor {
+			c.Stop(i)
+		}
+	}
+	// Within a bound the survivor's NONE read passes; later it is stale.
+	c.Eventually(10*time.Second, func() error {
+		_, err := survivor.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT * FROM t")},
+			Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE, Freshness: dur(time.Second)})
+		if info := errorInfo(err); info == nil || info.GetReason() != server.ReasonStale {
+			return fmt.Errorf("got %v, want STALE_READ", err)
+		}
+		return nil
+	})
+	_, err := survivor.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT * FROM t")},
+		Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE})
+	if err != nil {
+		t.Fatalf("NONE read without freshness: %v", err)
+	}
+	c.Eventually(10*time.Second, func() error {
+		_, err := survivor.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("INSERT INTO t VALUES(1)")}})
+		if info := errorInfo(err); info == nil || info.GetReason() != server.ReasonNoLeader {
+			return fmt.Errorf("got %v, want NO_LEADER", err)
+		}
+		wantCode(t, err, codes.Unavailable)
+		return nil
+	})
+}

@@ -1,0 +1,82 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testcluster"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func st(sql string, params ...*sqlraftv1.Value) *sqlraftv1.Statement {
+	return &sqlraftv1.Statement{Sql: sql, Params: params}
+}
+
+func text(s string) *sqlraftv1.Value  { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: s}} }
+func integer(i int64) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}} }
+
+var levels = []sqlraftv1.ReadConsistency{
+	sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE, sqlraftv1.ReadConsistency_READ_CONSISTENCY_WEAK,
+	sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE, sqlraftv1.ReadConsistency_READ_CONSISTENCY_STRONG,
+	sqlraftv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED,
+}
+
+// exec runs statements through node n and fails the test on any error.
+func exec(t *testing.T, n *testcluster.Node, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
+	t.Helper()
+	resp, err := n.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: stmts})
+	if err != nil {
+		t.Fatalf("execute via %s: %v", n.ID, err)
+	}
+	for i, r := range resp.GetResults() {
+		if r.GetError() != "" {
+			t.Fatalf("execute via %s: statement %d: %s", n.ID, i, r.GetError())
+		}
+	}
+	return resp
+}
+
+// count returns SELECT count(*) FROM table at level through node n.
+func count(t *testing.T, n *testcluster.Node, table string, level sqlraftv1.ReadConsistency) int64 {
+	t.Helper()
+	resp, err := n.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT count(*) FROM " + table)},
+		Consistency: level})
+	if err != nil {
+		t.Fatalf("query via %s at %v: %v", n.ID, level, err)
+	}
+	if e := resp.GetResults()[0].GetError(); e != "" {
+		t.Fatalf("query via %s at %v: %s", n.ID, level, e)
+	}
+	return resp.GetResults()[0].GetRows()[0].GetValues()[0].GetInteger()
+}
+
+// errorInfo extracts the ErrorInfo detail of a status error.
+func errorInfo(err error) *errdetails.ErrorInfo {
+	for _, d := range status.Convert(err).Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	return nil
+}
+
+func wantCode(t *testing.T, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("got %v, want code %v", err, code)
+	}
+}
+
+func dur(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
