@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -12,14 +13,14 @@ import (
 func newHCLogger(l *slog.Logger) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:   "raft",
-		Level:  hclog.Info,
+		Level:  hclog.Debug, // slog's handler filters
 		Output: slogWriter{l},
 		// slog adds the time.
 		DisableTime: true,
 	})
 }
 
-// slogWriter forwards hclog's formatted lines to slog at info level.
+// slogWriter forwards hclog's formatted lines to slog at their level.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
@@ -27,7 +28,13 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	if n := len(msg); n > 0 && msg[n-1] == '\n' {
 		msg = msg[:n-1]
 	}
-	w.l.Log(context.Background(), slog.LevelInfo, msg)
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[ERROR]": slog.LevelError, "[WARN]": slog.LevelWarn, "[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug} {
+		if strings.HasPrefix(msg, prefix) {
+			level = l
+		}
+	}
+	w.l.Log(context.Background(), level, msg)
 	return len(p), nil
 }
 
