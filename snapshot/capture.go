@@ -1,0 +1,302 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+)
+
+// liveStat identifies the live database file as the last complete
+// checkpoint left it; if it changed since (a connection close checkpointed
+// into it, a Replace swapped it), the WAL no longer continues the chain.
+type liveStat struct {
+	path string
+	size int64
+	mod  time.Time
+}
+
+func statLive(path string) (liveStat, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return liveStat{}, err
+	}
+	return liveStat{path: path, size: fi.Size(), mod: fi.ModTime()}, nil
+}
+
+var captureSeq atomic.Uint64
+
+// Capture takes the FSM's side of a snapshot of db. Call it from
+// FSM.Snapshot, on the FSM goroutine, so no write runs concurrently. The
+// snapshot is incremental (the WAL frames written since the store's latest
+// snapshot, then a checkpoint) unless fullRequired is set or the store
+// needs a full one: first snapshot since start, after an incomplete
+// checkpoint, a failed or abandoned Persist, a Restore, or any change of
+// the live file outside the chain. A full capture checkpoints and pins the
+// database; Persist then copies the file while writes go on into the WAL.
+//
+// The database must run with AutoCheckpoint < 0. The returned
+// FSMSnapshot's Persist only accepts sinks of this store.
+func (s *Store) Capture(db *sqlitedb.DB, fullRequired bool) (raft.FSMSnapshot, error) {
+	s.mu.Lock()
+	if s.pending {
+		s.mu.Unlock()
+		return nil, errors.New("snapshot: previous snapshot not yet released")
+	}
+	full, why := fullRequired, "requested"
+	if !full {
+		full, why = s.needFullLocked(db)
+	}
+	parent := s.head
+	s.pending = true
+	s.mu.Unlock()
+
+	f := &fsmSnapshot{s: s, db: db, parent: parent, kind: KindIncremental}
+	var err error
+	if full {
+		f.kind = KindFull
+		err = s.captureFull(f)
+	} else {
+		err = s.captureIncremental(f)
+	}
+	if err != nil {
+		f.cleanup()
+		s.mu.Lock()
+		s.pending = false
+		s.requireFullLocked("capture failed")
+		s.mu.Unlock()
+		s.setErr(fmt.Errorf("capture: %w", err))
+		return nil, err
+	}
+	s.log.Debug("snapshot captured", "kind", f.kind, "reason", why, "wal_bytes", f.wal.Size)
+	return f, nil
+}
+
+// needFullLocked decides whether the next capture must be full.
+func (s *Store) needFullLocked(db *sqlitedb.DB) (bool, string) {
+	if s.needFull != "" {
+		return true, s.needFull
+	}
+	if s.head == "" {
+		return true, "no snapshot yet"
+	}
+	st, err := statLive(db.Path())
+	if err != nil || st != s.live {
+		return true, "live database file changed outside the snapshot chain"
+	}
+	return false, ""
+}
+
+// copyWAL copies the live WAL into a temporary file of the store.
+func (s *Store) copyWAL(f *fsmSnapshot) error {
+	src, err := s.fs.Open(f.db.WALPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := s.fs.MkdirAll(s.tmpDir(), 0o755); err != nil {
+		return err
+	}
+	f.walPath = filepath.Join(s.tmpDir(), fmt.Sprintf("capture-%d-%d.wal", time.Now().UnixNano(), captureSeq.Add(1)))
+	dst, err := s.fs.Create(f.walPath)
+	if err != nil {
+		return err
+	}
+	hw := newHashingWriter(dst)
+	if _, err := io.CopyBuffer(hw, src, make([]byte, 1<<20)); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	f.wal = hw.entry("wal-000")
+	return dst.Close()
+}
+
+// checkpoint checkpoints the live database and records the outcome.
+func (s *Store) checkpoint(db *sqlitedb.DB) error {
+	res, err := db.Checkpoint(s.opts.CheckpointBusyTimeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || !res.Complete() {
+		s.requireFullLocked("incomplete checkpoint")
+		s.live = liveStat{}
+		if err == nil {
+			s.log.Warn("checkpoint incomplete, next snapshot will be full", "busy", res.Busy,
+				"frames", res.LogFrames, "checkpointed", res.CheckpointedFrames, "wal_size", res.WALSize)
+		}
+		return err
+	}
+	s.live, err = statLive(db.Path())
+	return err
+}
+
+func (s *Store) captureIncremental(f *fsmSnapshot) error {
+	if err := s.copyWAL(f); err != nil {
+		return err
+	}
+	if err := s.step("capture.copied"); err != nil {
+		return err
+	}
+	// The frames are safe in the copy; an incomplete checkpoint only makes
+	// the next snapshot full.
+	if err := s.checkpoint(f.db); err != nil {
+		s.log.Warn("checkpoint after incremental capture failed", "error", err)
+	}
+	return s.step("capture.checkpointed")
+}
+
+func (s *Store) captureFull(f *fsmSnapshot) error {
+	// needFull is cleared now: if this checkpoint is incomplete, checkpoint
+	// sets it again for the next capture.
+	s.mu.Lock()
+	s.needFull = ""
+	s.mu.Unlock()
+	if err := s.checkpoint(f.db); err != nil {
+		return err
+	}
+	if err := s.step("capture.checkpointed"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	incomplete := s.needFull != ""
+	s.mu.Unlock()
+	if incomplete {
+		// Frames the checkpoint could not move travel as a WAL file.
+		if err := s.copyWAL(f); err != nil {
+			return err
+		}
+	}
+	pin, err := f.db.Pin()
+	if err != nil {
+		return err
+	}
+	f.pin = pin
+	return s.step("capture.copied")
+}
+
+// fsmSnapshot is the raft.FSMSnapshot Capture returns.
+type fsmSnapshot struct {
+	s       *Store
+	db      *sqlitedb.DB
+	kind    Kind
+	parent  string
+	walPath string // captured WAL copy, if any
+	wal     fileEntry
+	pin     *sqlitedb.Pin // full: keeps the live file stable until Release
+
+	persisted bool
+	released  bool
+}
+
+// Persist writes the captured snapshot into sink, which must come from the
+// same Store's Create.
+func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	k, ok := sink.(*Sink)
+	if !ok || k.s != f.s {
+		sink.Cancel()
+		return errors.New("snapshot: Persist needs a sink created by the same snapshot.Store")
+	}
+	err := f.place(k)
+	if err == nil {
+		err = k.Close()
+	} else {
+		k.Cancel()
+	}
+	if err != nil {
+		f.s.mu.Lock()
+		f.s.requireFullLocked("persist failed")
+		f.s.mu.Unlock()
+		f.s.setErr(fmt.Errorf("persist %s: %w", k.ID(), err))
+		return err
+	}
+	f.persisted = true
+	f.s.mu.Lock()
+	f.s.lastErr = ""
+	f.s.mu.Unlock()
+	return nil
+}
+
+// place puts the snapshot's files into the sink's directory.
+func (f *fsmSnapshot) place(k *Sink) error {
+	var files []fileEntry
+	if f.kind == KindFull {
+		e, err := f.s.copyLiveDB(f.db.Path(), filepath.Join(k.dir, "db"))
+		if err != nil {
+			return err
+		}
+		files = append(files, e)
+	}
+	if f.walPath != "" {
+		name := "wal-000"
+		if err := f.s.fs.Rename(f.walPath, filepath.Join(k.dir, name)); err != nil {
+			return err
+		}
+		f.walPath = ""
+		e := f.wal
+		e.Name = name
+		files = append(files, e)
+	}
+	k.adopt(f.kind, map[bool]string{true: "", false: f.parent}[f.kind == KindFull], files)
+	return nil
+}
+
+// copyLiveDB copies the pinned live database file to dst, hashing it.
+func (s *Store) copyLiveDB(src, dst string) (fileEntry, error) {
+	in, err := s.fs.Open(src)
+	if err != nil {
+		return fileEntry{}, err
+	}
+	defer in.Close()
+	out, err := s.fs.Create(dst)
+	if err != nil {
+		return fileEntry{}, err
+	}
+	hw := newHashingWriter(out)
+	if _, err := io.CopyBuffer(hw, in, make([]byte, 1<<20)); err != nil {
+		out.Close()
+		return fileEntry{}, err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fileEntry{}, err
+	}
+	return hw.entry("db"), out.Close()
+}
+
+// Release ends the snapshot: it unpins the database and, if Persist did not
+// complete, makes the next snapshot full.
+func (f *fsmSnapshot) Release() {
+	if f.released {
+		return
+	}
+	f.released = true
+	f.cleanup()
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	f.s.pending = false
+	if !f.persisted {
+		f.s.requireFullLocked("snapshot released without a successful persist")
+	}
+}
+
+func (f *fsmSnapshot) cleanup() {
+	f.pin.Release()
+	f.pin = nil
+	if f.walPath != "" {
+		f.s.fs.Remove(f.walPath)
+		f.walPath = ""
+	}
+}

@@ -1,0 +1,26 @@
+// Package snapshot is sqlraft's Raft snapshot store.
+//
+// A Store (a raft.SnapshotStore) keeps a chain of snapshots of the node's
+// SQLite database: one full snapshot (a database file) followed by
+// incremental ones, each holding the write-ahead-log frames written since
+// the previous snapshot, so that taking a snapshot costs in proportion to
+// the writes since the last one, not to the database's size. The chain is
+// consolidated into a single full snapshot in the background.
+//
+// Readers of snapshot files (the stream Open hands to the Raft transport,
+// and backup streams) hold a Lease on the files while they read. Operations
+// that rename, remove or write into leased files wait for the lease (they
+// never fail because of it); a lease ends when its stream is closed, its
+// context ends, or nothing was read for the idle timeout. Only
+// consolidation and pruning wait: new snapshots, and therefore Raft log
+// truncation, go on while streams are open.
+//
+// Every file operation goes through the FS interface. StrictFS refuses to
+// rename or remove open files, as Windows does, so the tests see Windows'
+// semantics on every platform; scripts/test-windows.sh also runs them under
+// wine.
+//
+// The FSM side: Store.Capture from FSM.Snapshot, Store.Install (or Restore
+// plus sqlitedb.DB.Replace) from FSM.Restore. DESIGN.md explains the files
+// on disk, the chain, the lease rules and crash recovery.
+package snapshot

@@ -1,0 +1,231 @@
+package snapshot
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// The stream format, produced by Store.Open and consumed by Restore and by
+// a Store's sink on the receiving node:
+//
+//	magic    8 bytes  "SQRSNAP1"
+//	length   4 bytes  big-endian length of the JSON header
+//	header   JSON     streamHeader: the files that follow, with sizes and sha256
+//	files    the files' bytes, back to back, in header order
+//
+// The first file is a complete SQLite database; each following one is a WAL
+// to checkpoint into it, in order.
+
+const (
+	streamMagic    = "SQRSNAP1"
+	maxHeaderBytes = 1 << 20
+	chunkSize      = 256 << 10
+)
+
+// ErrChecksum reports a snapshot file whose content does not match the
+// size or sha256 recorded for it.
+var ErrChecksum = errors.New("snapshot checksum mismatch")
+
+// ErrFormat reports a stream that is not a sqlraft snapshot.
+var ErrFormat = errors.New("not a sqlraft snapshot stream")
+
+// fileEntry describes one data file: its name (inside a snapshot directory,
+// or its role in a stream), size and sha256.
+type fileEntry struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+type streamHeader struct {
+	ID    string      `json:"id"`
+	Index uint64      `json:"index"`
+	Term  uint64      `json:"term"`
+	Files []fileEntry `json:"files"`
+}
+
+func encodeHeader(h streamHeader) ([]byte, error) {
+	js, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(streamMagic)
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(js)))
+	b.Write(n[:])
+	b.Write(js)
+	return b.Bytes(), nil
+}
+
+func readHeader(r io.Reader) (streamHeader, error) {
+	var h streamHeader
+	pre := make([]byte, len(streamMagic)+4)
+	if _, err := io.ReadFull(r, pre); err != nil {
+		return h, fmt.Errorf("read snapshot header: %w", err)
+	}
+	if string(pre[:len(streamMagic)]) != streamMagic {
+		return h, ErrFormat
+	}
+	n := binary.BigEndian.Uint32(pre[len(streamMagic):])
+	if n > maxHeaderBytes {
+		return h, fmt.Errorf("%w: header of %d bytes", ErrFormat, n)
+	}
+	js := make([]byte, n)
+	if _, err := io.ReadFull(r, js); err != nil {
+		return h, fmt.Errorf("read snapshot header: %w", err)
+	}
+	if err := json.Unmarshal(js, &h); err != nil {
+		return h, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	if len(h.Files) == 0 || h.Files[0].Name != "db" {
+		return h, fmt.Errorf("%w: first file must be the database", ErrFormat)
+	}
+	for _, f := range h.Files {
+		if f.Size < 0 || len(f.SHA256) != 64 {
+			return h, fmt.Errorf("%w: bad entry %+v", ErrFormat, f)
+		}
+	}
+	return h, nil
+}
+
+// copyVerified copies exactly e.Size bytes from r to w and checks their
+// sha256 against e.
+func copyVerified(w io.Writer, r io.Reader, e fileEntry, buf []byte) error {
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, e.Size), buf)
+	if err != nil {
+		return err
+	}
+	if n != e.Size {
+		return fmt.Errorf("snapshot file %s: %w after %d of %d bytes", e.Name, io.ErrUnexpectedEOF, n, e.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
+		return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", e.Name, ErrChecksum, got, e.SHA256)
+	}
+	return nil
+}
+
+// hashingWriter counts and hashes what passes through it.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func newHashingWriter(w io.Writer) *hashingWriter { return &hashingWriter{w: w, h: sha256.New()} }
+
+func (hw *hashingWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	return n, err
+}
+
+func (hw *hashingWriter) entry(name string) fileEntry {
+	return fileEntry{Name: name, Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil))}
+}
+
+// source is one file of an outgoing stream: where it is on disk and what it
+// must contain.
+type source struct {
+	path  string
+	entry fileEntry
+}
+
+// stream is the reader Store.Open returns. It reads each file through the
+// lease and verifies it while streaming: the last chunk of a file is
+// released only after the whole file matched its sha256, so a corrupt file
+// never reaches the receiver complete.
+type stream struct {
+	lease *Lease
+	fsys  FS
+	hdr   []byte
+	files []source
+
+	cur       io.ReadCloser
+	idx       int
+	remaining int64
+	sum       hash.Hash
+	buf       []byte
+	pending   []byte
+	err       error
+	onClose   func()
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	if len(s.hdr) > 0 {
+		n := copy(p, s.hdr)
+		s.hdr = s.hdr[n:]
+		return n, nil
+	}
+	for len(s.pending) == 0 {
+		if s.err != nil {
+			return 0, s.err
+		}
+		s.err = s.fill()
+	}
+	n := copy(p, s.pending)
+	s.pending = s.pending[n:]
+	return n, nil
+}
+
+// fill reads the next chunk into pending; at the end of a file it checks
+// the file's sha256 before handing out the chunk.
+func (s *stream) fill() error {
+	if s.cur == nil {
+		if s.idx >= len(s.files) {
+			return io.EOF
+		}
+		f := s.files[s.idx]
+		rc, err := s.lease.Open(s.fsys, f.path)
+		if err != nil {
+			return err
+		}
+		s.cur, s.remaining, s.sum = rc, f.entry.Size, sha256.New()
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, chunkSize)
+	}
+	n := int(min(int64(len(s.buf)), s.remaining))
+	if _, err := io.ReadFull(s.cur, s.buf[:n]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("snapshot file %s: %w (shorter than recorded)", s.files[s.idx].path, ErrChecksum)
+		}
+		return err
+	}
+	s.sum.Write(s.buf[:n])
+	s.remaining -= int64(n)
+	if s.remaining == 0 {
+		want := s.files[s.idx].entry.SHA256
+		if got := hex.EncodeToString(s.sum.Sum(nil)); got != want {
+			return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", s.files[s.idx].path, ErrChecksum, got, want)
+		}
+		s.cur.Close()
+		s.cur = nil
+		s.idx++
+	}
+	s.pending = s.buf[:n]
+	return nil
+}
+
+// Close releases the lease (closing any open file).
+func (s *stream) Close() error {
+	if s.cur != nil {
+		s.cur.Close()
+		s.cur = nil
+	}
+	s.lease.Release()
+	if s.onClose != nil {
+		s.onClose()
+		s.onClose = nil
+	}
+	return nil
+}

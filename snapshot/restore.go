@@ -1,0 +1,95 @@
+package snapshot
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+)
+
+// Restore reads a snapshot stream (from Store.Open, directly or through a
+// sink) and materialises it as one complete SQLite file in dir: the base
+// database is written and verified, then each WAL file is written,
+// verified and checkpointed into it. It returns the file's path, to hand to
+// sqlitedb.DB.Replace (dir must be on the live database's file system).
+// rc is always closed. On any error nothing is left behind and the live
+// database is untouched.
+func Restore(rc io.ReadCloser, dir string) (string, error) {
+	return restoreFS(OSFS{}, rc, dir)
+}
+
+func restoreFS(fsys FS, rc io.ReadCloser, dir string) (path string, err error) {
+	defer rc.Close()
+	path = filepath.Join(dir, fmt.Sprintf("restore-%d.db", time.Now().UnixNano()))
+	defer func() {
+		if err != nil {
+			for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+				fsys.Remove(p)
+			}
+			path = ""
+		}
+	}()
+	h, err := readHeader(rc)
+	if err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1<<20)
+	for i, e := range h.Files {
+		dst := path
+		if i > 0 {
+			dst = path + "-wal"
+		}
+		if err := writeVerified(fsys, rc, dst, e, buf); err != nil {
+			return "", err
+		}
+		if i > 0 {
+			if err := sqlitedb.CheckpointFile(path); err != nil {
+				return "", err
+			}
+		}
+	}
+	if n, _ := rc.Read(buf[:1]); n != 0 {
+		return "", fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
+	}
+	return path, nil
+}
+
+func writeVerified(fsys FS, r io.Reader, path string, e fileEntry, buf []byte) error {
+	f, err := fsys.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := copyVerified(f, r, e, buf); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Install is FSM.Restore for a database kept by this store's node: it
+// restores rc next to db's file, swaps it in with db.Replace (which closes
+// every connection first) and makes the next snapshot full. If anything
+// fails before the swap, db is left as it was.
+func (s *Store) Install(db *sqlitedb.DB, rc io.ReadCloser) error {
+	path, err := restoreFS(s.fs, rc, filepath.Dir(db.Path()))
+	if err != nil {
+		s.setErr(fmt.Errorf("restore: %w", err))
+		return err
+	}
+	s.mu.Lock()
+	s.requireFullLocked("database replaced by a restore")
+	s.live = liveStat{}
+	s.mu.Unlock()
+	if err := db.Replace(path); err != nil {
+		s.fs.Remove(path)
+		s.setErr(fmt.Errorf("replace database: %w", err))
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Sink receives one snapshot. It is filled either by the FSM's Persist,
+// which hands it the files captured from the live database (no copy
+// through Write), or, on a node installing a snapshot from its leader, by
+// Write with a stream in the format Open produces; its files are checked
+// against their sha256 as they arrive and Close fails on any mismatch.
+// Nothing becomes visible in the store until Close succeeds.
+type Sink struct {
+	s    *Store
+	meta snapMeta
+	dir  string
+
+	mu       sync.Mutex
+	pw       *io.PipeWriter
+	done     chan recvResult
+	adopted  bool
+	finished bool
+}
+
+type recvResult struct {
+	files []fileEntry
+	err   error
+}
+
+var _ raft.SnapshotSink = (*Sink)(nil)
+
+// Create starts a new snapshot at index and term.
+func (s *Store) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, _ raft.Transport) (raft.SnapshotSink, error) {
+	if version < raft.SnapshotVersionMin || version > raft.SnapshotVersionMax {
+		return nil, fmt.Errorf("unsupported snapshot version %d", version)
+	}
+	id := fmt.Sprintf("%d-%d-%d", term, index, time.Now().UnixMilli())
+	dir := filepath.Join(s.tmpDir(), id)
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return &Sink{s: s, dir: dir, meta: snapMeta{SnapshotMeta: raft.SnapshotMeta{Version: version, ID: id, Index: index,
+		Term: term, Configuration: configuration, ConfigurationIndex: configurationIndex}}}, nil
+}
+
+// ID is the snapshot's id.
+func (k *Sink) ID() string { return k.meta.ID }
+
+// Write receives stream bytes (a snapshot installed from another node).
+func (k *Sink) Write(p []byte) (int, error) {
+	k.mu.Lock()
+	if k.finished || k.adopted {
+		k.mu.Unlock()
+		return 0, errors.New("snapshot sink: write after close or persist")
+	}
+	if k.pw == nil {
+		pr, pw := io.Pipe()
+		k.pw, k.done = pw, make(chan recvResult, 1)
+		go func() {
+			files, err := k.s.receive(pr, k.dir)
+			pr.CloseWithError(errOr(err, io.ErrClosedPipe))
+			k.done <- recvResult{files, err}
+		}()
+	}
+	pw := k.pw
+	k.mu.Unlock()
+	return pw.Write(p)
+}
+
+func errOr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// receive parses a stream into files in dir, verifying each.
+func (s *Store) receive(r io.Reader, dir string) ([]fileEntry, error) {
+	h, err := readHeader(r)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 1<<20)
+	var files []fileEntry
+	for i, e := range h.Files {
+		name := "db"
+		if i > 0 {
+			name = fmt.Sprintf("wal-%03d", i)
+		}
+		if err := s.receiveFile(r, filepath.Join(dir, name), e, buf); err != nil {
+			return nil, err
+		}
+		e.Name = name
+		files = append(files, e)
+	}
+	if n, _ := r.Read(buf[:1]); n != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
+	}
+	return files, nil
+}
+
+func (s *Store) receiveFile(r io.Reader, path string, e fileEntry, buf []byte) error {
+	f, err := s.fs.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := copyVerified(f, r, e, buf); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// adopt records that Persist placed the files in the sink's directory.
+func (k *Sink) adopt(kind Kind, parent string, files []fileEntry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.adopted = true
+	k.meta.Kind, k.meta.Parent, k.meta.Files = kind, parent, files
+}
+
+// Close completes the snapshot: it checks what was received, writes its
+// meta.json and moves it into the store.
+func (k *Sink) Close() error {
+	k.mu.Lock()
+	if k.finished {
+		k.mu.Unlock()
+		return errors.New("snapshot sink already closed")
+	}
+	k.finished = true
+	pw, done, adopted := k.pw, k.done, k.adopted
+	k.mu.Unlock()
+	switch {
+	case pw != nil:
+		pw.Close()
+		res := <-done
+		if res.err != nil {
+			k.discard()
+			return fmt.Errorf("snapshot %s: receive: %w", k.meta.ID, res.err)
+		}
+		k.meta.Kind, k.meta.Parent, k.meta.Files = KindFull, "", res.files
+		// The live database does not hold this content until the FSM's
+		// Restore replaces it: no incremental may build on it before then.
+		k.s.mu.Lock()
+		k.s.requireFullLocked("snapshot received from another node")
+		k.s.mu.Unlock()
+	case !adopted:
+		k.discard()
+		return fmt.Errorf("snapshot %s: closed with no data", k.meta.ID)
+	}
+	if err := k.s.finalize(k.dir, &k.meta); err != nil {
+		k.discard()
+		return err
+	}
+	return nil
+}
+
+// Cancel abandons the snapshot.
+func (k *Sink) Cancel() error {
+	k.mu.Lock()
+	already := k.finished
+	k.finished = true
+	pw, done := k.pw, k.done
+	k.mu.Unlock()
+	if already {
+		return nil
+	}
+	if pw != nil {
+		pw.CloseWithError(errors.New("snapshot sink cancelled"))
+		<-done
+	}
+	return k.discard()
+}
+
+func (k *Sink) discard() error { return k.s.fs.RemoveAll(k.dir) }
+
+// finalize moves a completed snapshot from tmp into the store and makes it
+// the head.
+func (s *Store) finalize(dir string, m *snapMeta) error {
+	if err := s.step("persist.data"); err != nil {
+		return err
+	}
+	if err := s.writeMeta(dir, m); err != nil {
+		return err
+	}
+	if err := s.step("persist.meta"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.Kind == KindIncremental && m.Parent != s.head {
+		s.requireFullLocked("chain changed while persisting")
+		return fmt.Errorf("snapshot %s: parent %s is no longer the latest snapshot (%s)", m.ID, m.Parent, s.head)
+	}
+	if err := s.fs.Rename(dir, s.snapDir(m.ID)); err != nil {
+		return err
+	}
+	if err := s.fs.SyncDir(filepath.Dir(s.snapDir(m.ID))); err != nil {
+		return err
+	}
+	if err := s.step("persist.renamed"); err != nil {
+		return err
+	}
+	s.snaps[m.ID] = m
+	s.head = m.ID
+	s.lastIdx = m.Index
+	s.log.Debug("snapshot stored", "id", m.ID, "kind", m.Kind, "files", len(m.Files))
+	s.wakeJanitor()
+	return nil
+}
+
+func (s *Store) wakeJanitor() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,95 @@
+package snapshot
+
+import (
+	"fmt"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+)
+
+// Info describes one snapshot on disk.
+type Info struct {
+	ID    string
+	Kind  Kind
+	Index uint64
+	Term  uint64
+	// Size is the bytes of this snapshot's own files (for an incremental,
+	// its WAL frames only).
+	Size int64
+}
+
+// Stats is the store's state for ClusterService.Status.
+type Stats struct {
+	// Snapshots on disk, newest first.
+	Snapshots []Info
+	// LeasesHeld is the number of readers holding a lease now.
+	LeasesHeld int
+	// LeaseWaits counts operations that had to wait for a lease.
+	LeaseWaits uint64
+	// LastError is the last snapshot error, cleared by the next success.
+	LastError string
+	// LastSnapshotIndex is the Raft index of the latest snapshot.
+	LastSnapshotIndex uint64
+	// NextFull, when non-empty, says why the next snapshot will be full.
+	NextFull string
+}
+
+func infoOf(m *snapMeta) Info {
+	in := Info{ID: m.ID, Kind: m.Kind, Index: m.Index, Term: m.Term}
+	for _, f := range m.Files {
+		in.Size += f.Size
+	}
+	return in
+}
+
+// Stats returns the store's current state.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{LeasesHeld: s.leases.Held(), LeaseWaits: s.leases.Waits(), LastError: s.lastErr,
+		LastSnapshotIndex: s.lastIdx, NextFull: s.needFull}
+	for _, m := range s.sortedLocked() {
+		st.Snapshots = append(st.Snapshots, infoOf(m))
+	}
+	return st
+}
+
+// Latest describes the newest snapshot; ok is false if there is none.
+func (s *Store) Latest() (info Info, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, found := s.snaps[s.head]
+	if !found {
+		return Info{}, false
+	}
+	return infoOf(m), true
+}
+
+// Info describes snapshot id.
+func (s *Store) Info(id string) (Info, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.snaps[id]
+	if !ok {
+		return Info{}, fmt.Errorf("snapshot %s: not found", id)
+	}
+	return infoOf(m), nil
+}
+
+// ProtoKind converts k to the API enum.
+func (k Kind) ProtoKind() sqlraftv1.SnapshotKind { return sqlraftv1.SnapshotKind(k) }
+
+// Proto converts in to the API message.
+func (in Info) Proto() *sqlraftv1.SnapshotInfo {
+	return &sqlraftv1.SnapshotInfo{Id: in.ID, Kind: in.Kind.ProtoKind(), Index: in.Index, Term: in.Term,
+		SizeBytes: in.Size}
+}
+
+// Proto converts st to the API message for ClusterService.Status.
+func (st Stats) Proto() *sqlraftv1.SnapshotStatus {
+	out := &sqlraftv1.SnapshotStatus{LeasesHeld: uint32(st.LeasesHeld), LeaseWaits: st.LeaseWaits,
+		LastError: st.LastError, LastSnapshotIndex: st.LastSnapshotIndex}
+	for _, in := range st.Snapshots {
+		out.Snapshots = append(out.Snapshots, in.Proto())
+	}
+	return out
+}

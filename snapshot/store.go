@@ -1,0 +1,393 @@
+package snapshot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Kind says whether a snapshot holds a whole database or only the WAL
+// frames written since its parent. The values match the proto enum
+// sqlraft.v1.SnapshotKind.
+type Kind int
+
+const (
+	// KindFull is a complete database (possibly with WAL files to apply).
+	KindFull Kind = 1
+	// KindIncremental is the WAL frames written since the parent snapshot.
+	KindIncremental Kind = 2
+)
+
+// String returns "full" or "incremental".
+func (k Kind) String() string {
+	if k == KindIncremental {
+		return "incremental"
+	}
+	return "full"
+}
+
+// Options configure a Store.
+type Options struct {
+	// FS performs every file operation (default OSFS).
+	FS FS
+	// Logger receives lease waits, revocations and snapshot errors
+	// (default: hclog's default logger, named "snapshot").
+	Logger hclog.Logger
+	// LeaseIdleTimeout revokes a reader's lease after this long without a
+	// byte read (default 30 s).
+	LeaseIdleTimeout time.Duration
+	// CheckpointBusyTimeout bounds how long a checkpoint of the live
+	// database waits for readers (default 2 s). An incomplete checkpoint is
+	// not an error; it makes the next snapshot full.
+	CheckpointBusyTimeout time.Duration
+	// ConsolidateAfter is the number of incremental snapshots in the chain
+	// that triggers consolidation into a full one (default 8; negative
+	// disables automatic consolidation).
+	ConsolidateAfter int
+
+	// hook, set by tests, runs after each step of create and consolidate;
+	// an error makes the operation fail there (simulated crash).
+	hook func(step string) error
+}
+
+// snapMeta is a snapshot's meta.json.
+type snapMeta struct {
+	raft.SnapshotMeta
+	Kind   Kind        `json:"kind"`
+	Parent string      `json:"parent,omitempty"`
+	Files  []fileEntry `json:"files"`
+}
+
+// Store is a raft.SnapshotStore keeping a chain of snapshots: one full
+// snapshot followed by incremental ones, each holding the WAL frames since
+// its parent. See DESIGN.md.
+type Store struct {
+	dir    string
+	fs     FS
+	opts   Options
+	log    hclog.Logger
+	leases *LeaseManager
+
+	mu       sync.Mutex
+	snaps    map[string]*snapMeta
+	head     string
+	needFull string // non-empty: why the next capture must be full
+	live     liveStat
+	pending  bool
+	lastErr  string
+	lastIdx  uint64
+	consolMu sync.Mutex
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	kick   chan struct{}
+	wg     sync.WaitGroup
+}
+
+var _ raft.SnapshotStore = (*Store)(nil)
+
+// New opens (creating if needed) the store in dir, repairing whatever an
+// interrupted create or consolidation left behind, and starts the
+// background goroutine that consolidates and prunes.
+func New(dir string, opts Options) (*Store, error) {
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.Default().Named("snapshot")
+	}
+	if opts.CheckpointBusyTimeout <= 0 {
+		opts.CheckpointBusyTimeout = 2 * time.Second
+	}
+	if opts.ConsolidateAfter == 0 {
+		opts.ConsolidateAfter = 8
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: abs, fs: opts.FS, opts: opts, log: opts.Logger,
+		leases: NewLeaseManager(opts.LeaseIdleTimeout, opts.Logger),
+		snaps:  map[string]*snapMeta{}, needFull: "first snapshot since start", kick: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.recover(); err != nil {
+		return nil, fmt.Errorf("snapshot store %s: %w", dir, err)
+	}
+	s.wg.Add(1)
+	go s.janitor()
+	return s, nil
+}
+
+// Close stops background work. Leases already held stay valid until their
+// readers close them.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// Leases is the store's lease manager (for backup streams and stats).
+func (s *Store) Leases() *LeaseManager { return s.leases }
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) snapDir(id string) string { return filepath.Join(s.dir, "snapshots", id) }
+func (s *Store) tmpDir() string           { return filepath.Join(s.dir, "tmp") }
+func (s *Store) journalPath() string      { return filepath.Join(s.dir, "consolidate.json") }
+
+func (s *Store) step(name string) error {
+	if s.opts.hook == nil {
+		return nil
+	}
+	if err := s.opts.hook(name); err != nil {
+		return fmt.Errorf("at step %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) setErr(err error) {
+	s.mu.Lock()
+	s.lastErr = err.Error()
+	s.mu.Unlock()
+	s.log.Error("snapshot error", "error", err)
+}
+
+// requireFullLocked makes the next capture full, recording why.
+func (s *Store) requireFullLocked(why string) {
+	if s.needFull == "" {
+		s.needFull = why
+	}
+}
+
+// chainLocked returns the snapshots from the full one id builds on up to id.
+func (s *Store) chainLocked(id string) ([]*snapMeta, error) {
+	var chain []*snapMeta
+	for cur := id; ; {
+		m, ok := s.snaps[cur]
+		if !ok {
+			return nil, fmt.Errorf("snapshot %s: not found (chain of %s)", cur, id)
+		}
+		chain = append(chain, m)
+		if m.Kind == KindFull {
+			break
+		}
+		cur = m.Parent
+		if len(chain) > len(s.snaps) {
+			return nil, fmt.Errorf("snapshot %s: parent cycle", id)
+		}
+	}
+	for i, j := 0, len(chain)-1; i < j; i, j = i+1, j-1 {
+		chain[i], chain[j] = chain[j], chain[i]
+	}
+	return chain, nil
+}
+
+// sources lists a chain's files in stream order: the database, then WALs.
+func (s *Store) sources(chain []*snapMeta) []source {
+	var out []source
+	for _, m := range chain {
+		for _, f := range m.Files {
+			e := f
+			if f.Name != "db" {
+				e.Name = "wal"
+			}
+			out = append(out, source{path: filepath.Join(s.snapDir(m.ID), f.Name), entry: e})
+		}
+	}
+	return out
+}
+
+func streamHeaderFor(m *snapMeta, src []source) streamHeader {
+	h := streamHeader{ID: m.ID, Index: m.Index, Term: m.Term}
+	for _, f := range src {
+		h.Files = append(h.Files, f.entry)
+	}
+	return h
+}
+
+func streamLen(h streamHeader) (int64, error) {
+	b, err := encodeHeader(h)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(b))
+	for _, f := range h.Files {
+		n += f.Size
+	}
+	return n, nil
+}
+
+// List returns the snapshots on disk, newest first. Every listed snapshot
+// can be opened; Size is the length of the stream Open returns.
+func (s *Store) List() ([]*raft.SnapshotMeta, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*raft.SnapshotMeta
+	for _, m := range s.sortedLocked() {
+		chain, err := s.chainLocked(m.ID)
+		if err != nil {
+			continue
+		}
+		meta := m.SnapshotMeta
+		if meta.Size, err = streamLen(streamHeaderFor(m, s.sources(chain))); err != nil {
+			return nil, err
+		}
+		out = append(out, &meta)
+	}
+	return out, nil
+}
+
+// sortedLocked returns the snapshots newest first.
+func (s *Store) sortedLocked() []*snapMeta {
+	out := make([]*snapMeta, 0, len(s.snaps))
+	for _, m := range s.snaps {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
+	return out
+}
+
+func newer(a, b *snapMeta) bool {
+	if a.Term != b.Term {
+		return a.Term > b.Term
+	}
+	if a.Index != b.Index {
+		return a.Index > b.Index
+	}
+	return a.ID > b.ID
+}
+
+// Open returns snapshot id as a stream any node can turn into a database
+// (see Restore). It first takes a lease on the snapshot's files, so that
+// nothing renames, removes or writes into them until the stream is closed,
+// revoked after the idle timeout, or fails.
+func (s *Store) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	return s.OpenContext(context.Background(), "raft:"+id, id)
+}
+
+// OpenContext is Open with a context (ending it revokes the lease) and a
+// name for the lease in logs; backup streams use it.
+func (s *Store) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	for {
+		s.mu.Lock()
+		m, src, dirs, err := s.resolveLocked(id)
+		s.mu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		lease, err := s.leases.Acquire(ctx, name, dirs...)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.mu.Lock()
+		_, src2, _, err := s.resolveLocked(id)
+		s.mu.Unlock()
+		if err != nil || !sameSources(src, src2) {
+			lease.Release() // consolidated meanwhile; resolve again
+			if err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		h := streamHeaderFor(m, src)
+		hdr, err := encodeHeader(h)
+		if err != nil {
+			lease.Release()
+			return nil, nil, err
+		}
+		meta := m.SnapshotMeta
+		meta.Size, _ = streamLen(h)
+		return &meta, &stream{lease: lease, fsys: s.fs, hdr: hdr, files: src}, nil
+	}
+}
+
+func (s *Store) resolveLocked(id string) (*snapMeta, []source, []string, error) {
+	m, ok := s.snaps[id]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("snapshot %s: not found", id)
+	}
+	chain, err := s.chainLocked(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dirs := make([]string, len(chain))
+	for i, c := range chain {
+		dirs[i] = s.snapDir(c.ID)
+	}
+	return m, s.sources(chain), dirs, nil
+}
+
+func sameSources(a, b []source) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// readMeta loads a snapshot directory's meta.json.
+func (s *Store) readMeta(dir string) (*snapMeta, error) {
+	f, err := s.fs.Open(filepath.Join(dir, "meta.json"))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var m snapMeta
+	if err := json.NewDecoder(f).Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s/meta.json: %w", dir, err)
+	}
+	return &m, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file, fsync and
+// rename, so a reader sees the old content or the new, never a mix.
+func (s *Store) writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := s.fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := s.fs.Rename(tmp, path); err != nil {
+		return err
+	}
+	return s.fs.SyncDir(filepath.Dir(path))
+}
+
+func (s *Store) writeMeta(dir string, m *snapMeta) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return s.writeFileAtomic(filepath.Join(dir, "meta.json"), data)
+}
+
+// guardedRemoveAll removes path once no lease covers it.
+func (s *Store) guardedRemoveAll(path string) error {
+	return s.leases.Guard(s.ctx, "remove "+filepath.Base(path), []string{path}, func() error {
+		return s.fs.RemoveAll(path)
+	})
+}
