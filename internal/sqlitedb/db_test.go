@@ -164,3 +164,17 @@ func TestReplaceSwapsFile(t *testing.T) {
 		t.Errorf("after replace %v %s, want %v %s", pa, sa, pb, sb)
 	}
 }
+
+func TestResultCountsOnlyThisStatement(t *testing.T) {
+	db := openTest(t)
+	res := write(t, db, 1, time.Now(), 1,
+		stmt("CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), stmt("INSERT INTO t(v) VALUES(1), (2)"),
+		stmt("CREATE INDEX i ON t(v)"), stmt("UPDATE t SET v = 3 WHERE id = 1"), stmt("DELETE FROM t WHERE v = 99"))
+	want := [][2]int64{{0, 0}, {2, 2}, {0, 0}, {1, 0}, {0, 0}}
+	for i, r := range res {
+		e := r.GetExecute()
+		if e.GetRowsAffected() != want[i][0] || e.GetLastInsertId() != want[i][1] {
+			t.Errorf("statement %d: rows %d, id %d; want %v", i, e.GetRowsAffected(), e.GetLastInsertId(), want[i])
+		}
+	}
+}

@@ -128,11 +128,18 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 		}
 		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Query{Query: res}}
 	}
-	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: execPrepared(sst, s)}}
+	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: tx.execPrepared(sst, s)}}
 }
 
-func execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlraftv1.ExecuteResult {
+// execPrepared runs a write. SQLite's changes() and last_insert_rowid()
+// keep their values across statements that change nothing (DDL, say), so
+// the result reports them only when this statement did change rows.
+func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlraftv1.ExecuteResult {
 	args, err := bindArgs(s)
+	if err != nil {
+		return &sqlraftv1.ExecuteResult{Error: err.Error()}
+	}
+	before, beforeID, err := tx.counters()
 	if err != nil {
 		return &sqlraftv1.ExecuteResult{Error: err.Error()}
 	}
@@ -140,9 +147,27 @@ func execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlraftv1.Exe
 	if err != nil {
 		return &sqlraftv1.ExecuteResult{Error: err.Error()}
 	}
-	id, _ := r.LastInsertId()
-	n, _ := r.RowsAffected()
-	return &sqlraftv1.ExecuteResult{LastInsertId: id, RowsAffected: n}
+	after, afterID, err := tx.counters()
+	if err != nil || after == before {
+		return &sqlraftv1.ExecuteResult{}
+	}
+	res := &sqlraftv1.ExecuteResult{}
+	res.RowsAffected, _ = r.RowsAffected()
+	if afterID != beforeID {
+		res.LastInsertId = afterID
+	}
+	return res
+}
+
+// counters reads total_changes() and last_insert_rowid() on the writer.
+func (tx *Tx) counters() (total, lastID int64, err error) {
+	err = tx.c.internal(func() error {
+		return queryRows(context.Background(), tx.c, "SELECT total_changes(), last_insert_rowid()", nil, func(v []driver.Value) error {
+			total, lastID = v[0].(int64), v[1].(int64)
+			return nil
+		})
+	})
+	return total, lastID, err
 }
 
 // String describes the Tx for logs.

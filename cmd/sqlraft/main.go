@@ -1,0 +1,68 @@
+// Command sqlraft is the command-line client for a sqlraft cluster: run SQL,
+// inspect and change the cluster, and measure it with bench.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/sqlraft/sqlraft/internal/version"
+)
+
+// globals are the flags every subcommand shares.
+type globals struct {
+	addr      string
+	timeout   time.Duration
+	noForward bool
+	output    string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := rootCommand().ExecuteContext(ctx); err != nil {
+		os.Exit(1)
+	}
+}
+
+func rootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:          "sqlraft",
+		Short:        "Command-line client for sqlraft, SQLite replicated by Raft over gRPC",
+		Version:      version.Version,
+		SilenceUsage: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.addr, "addr", "a", "localhost:6001", "client (gRPC) address of any node")
+	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline for each call")
+	pf.BoolVar(&g.noForward, "no-forward", false, "ask followers not to forward to the leader")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(execCommand(g), queryCommand(g), nodesCommand(g), statusCommand(g), checksumCommand(g),
+		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), benchCommand(g))
+	return root
+}
+
+// dial connects to g.addr.
+func (g *globals) dial() (*grpc.ClientConn, error) {
+	return grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// callContext bounds a call and adds the no-forward metadata when asked.
+func (g *globals) callContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, g.timeout)
+	if g.noForward {
+		ctx = metadata.AppendToOutgoingContext(ctx, "sqlraft-no-forward", "true")
+	}
+	return ctx, cancel
+}
+
+func fail(format string, args ...any) error { return fmt.Errorf(format, args...) }
