@@ -24,8 +24,10 @@ func st(sql string, params ...*sqlraftv1.Value) *sqlraftv1.Statement {
 	return &sqlraftv1.Statement{Sql: sql, Params: params}
 }
 
-func text(s string) *sqlraftv1.Value  { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: s}} }
-func integer(i int64) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}} }
+func text(s string) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: s}} }
+func integer(i int64) *sqlraftv1.Value {
+	return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}}
+}
 
 var levels = []sqlraftv1.ReadConsistency{
 	sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE, sqlraftv1.ReadConsistency_READ_CONSISTENCY_WEAK,

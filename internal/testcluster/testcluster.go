@@ -56,10 +56,14 @@ type Node struct {
 }
 
 // DB returns a DatabaseService client for the node.
-func (n *Node) DB() sqlraftv1.DatabaseServiceClient { return sqlraftv1.NewDatabaseServiceClient(n.conn) }
+func (n *Node) DB() sqlraftv1.DatabaseServiceClient {
+	return sqlraftv1.NewDatabaseServiceClient(n.conn)
+}
 
 // Cluster returns a ClusterService client for the node.
-func (n *Node) Cluster() sqlraftv1.ClusterServiceClient { return sqlraftv1.NewClusterServiceClient(n.conn) }
+func (n *Node) Cluster() sqlraftv1.ClusterServiceClient {
+	return sqlraftv1.NewClusterServiceClient(n.conn)
+}
 
 // Running reports whether the node is started.
 func (n *Node) Running() bool {

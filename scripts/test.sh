@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command (the README names it; .ci/run calls it).
+# Packages that own goroutines and locks run under the race detector.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+race_pkgs=(./raftnode/... ./server/... ./internal/testcluster/...)
+[ -d snapshot ] && race_pkgs+=(./snapshot/...)
+other_pkgs=$(go list ./... | grep -v -e '/raftnode' -e '/server' -e '/snapshot' -e '/internal/testcluster' || true)
+echo "== go vet"
+go vet ./...
+echo "== go test -race ${race_pkgs[*]}"
+go test -race -count=1 -timeout 20m "${race_pkgs[@]}"
+echo "== go test (other packages)"
+# shellcheck disable=SC2086
+go test -count=1 -timeout 10m $other_pkgs
