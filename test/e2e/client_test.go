@@ -21,6 +21,9 @@ import (
 // leader (UNAVAILABLE, including NO_LEADER and OUTCOME_UNKNOWN), or the
 // attempt ran out of time. Writes are idempotent (INSERT OR IGNORE on a
 // client-chosen key), so an ambiguous attempt is safe to repeat.
+// attemptTimeout bounds one write attempt; a client retries after it.
+const attemptTimeout = 2 * time.Second
+
 var retryable = []codes.Code{codes.Unavailable, codes.DeadlineExceeded, codes.Aborted}
 
 // writer inserts rows with increasing ids, retrying retryable errors on the
@@ -134,10 +137,11 @@ func (w *writer) attempt(ctx context.Context, req *sqlraftv1.ExecuteRequest) err
 	if err != nil { // the container is stopped or disconnected
 		return status.Error(codes.Unavailable, err.Error())
 	}
-	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	resp, err := sqlraftv1.NewDatabaseServiceClient(cc).Execute(actx, req)
 	if err != nil {
+		w.c.forget(h)
 		return err
 	}
 	if e := resp.GetResults()[0].GetError(); e != "" {

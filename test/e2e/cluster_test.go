@@ -39,6 +39,7 @@ type cluster struct {
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by address
+	ips   map[string]string           // by host; cleared when containers change
 }
 
 // newCluster starts n nodes bootstrapping through DNS discovery, in an order
@@ -46,7 +47,7 @@ type cluster struct {
 func newCluster(t *testing.T, n int, flags ...string) *cluster {
 	t.Helper()
 	safe := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	c := &cluster{t: t, name: runID + "-" + safe, flags: flags, conns: map[string]*grpc.ClientConn{}}
+	c := &cluster{t: t, name: runID + "-" + safe, flags: flags, conns: map[string]*grpc.ClientConn{}, ips: map[string]string{}}
 	c.network = c.name
 	t.Cleanup(c.cleanup)
 	c.docker("network", "create", "--label", c.labels()[0], "--label", c.labels()[1], "--label", c.labels()[2], c.network)
@@ -74,11 +75,24 @@ func (c *cluster) docker(args ...string) string {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	switch args[0] {
+	case "kill", "stop", "start", "restart", "network", "rm":
+		c.mu.Lock()
+		clear(c.ips)
+		c.mu.Unlock()
+	}
 	out, err := docker(ctx, args...)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	return out
+}
+
+// forget drops the cached address of host h (after a failed call).
+func (c *cluster) forget(h string) {
+	c.mu.Lock()
+	delete(c.ips, h)
+	c.mu.Unlock()
 }
 
 // start creates and starts the container for host h on a fresh volume.
@@ -136,11 +150,22 @@ func (c *cluster) cleanup() {
 // ip is the container's current address on the private network ("" when
 // it is not running or not connected).
 func (c *cluster) ip(h string) string {
+	c.mu.Lock()
+	ip, ok := c.ips[h]
+	c.mu.Unlock()
+	if ok {
+		return ip
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := docker(ctx, "inspect", "-f", `{{with index .NetworkSettings.Networks "`+c.network+`"}}{{.IPAddress}}{{end}}`, c.container(h))
 	if err != nil {
 		return ""
+	}
+	if out != "" {
+		c.mu.Lock()
+		c.ips[h] = out
+		c.mu.Unlock()
 	}
 	return out
 }
@@ -188,7 +213,11 @@ func (c *cluster) status(h string) (*sqlraftv1.StatusResponse, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return sqlraftv1.NewClusterServiceClient(cc).Status(ctx, &sqlraftv1.StatusRequest{})
+	st, err := sqlraftv1.NewClusterServiceClient(cc).Status(ctx, &sqlraftv1.StatusRequest{})
+	if err != nil {
+		c.forget(h)
+	}
+	return st, err
 }
 
 // serving asks host h's grpc.health.v1 about service.
@@ -200,6 +229,9 @@ func (c *cluster) serving(h, service string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		c.forget(h)
+	}
 	return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING
 }
 
