@@ -20,20 +20,22 @@ func Restore(rc io.ReadCloser, dir string) (string, error) {
 	return restoreFS(OSFS{}, rc, dir)
 }
 
-func restoreFS(fsys FS, rc io.ReadCloser, dir string) (path string, err error) {
+func restoreFS(fsys FS, rc io.ReadCloser, dir string) (string, error) {
 	defer rc.Close()
-	path = filepath.Join(dir, fmt.Sprintf("restore-%d.db", time.Now().UnixNano()))
-	defer func() {
-		if err != nil {
-			for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
-				fsys.Remove(p)
-			}
-			path = ""
+	path := filepath.Join(dir, fmt.Sprintf("restore-%d.db", time.Now().UnixNano()))
+	if err := restoreInto(fsys, rc, path); err != nil {
+		for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+			fsys.Remove(p)
 		}
-	}()
+		return "", err
+	}
+	return path, nil
+}
+
+func restoreInto(fsys FS, rc io.Reader, path string) error {
 	h, err := readHeader(rc)
 	if err != nil {
-		return "", err
+		return err
 	}
 	buf := make([]byte, 1<<20)
 	for i, e := range h.Files {
@@ -42,18 +44,18 @@ func restoreFS(fsys FS, rc io.ReadCloser, dir string) (path string, err error) {
 			dst = path + "-wal"
 		}
 		if err := writeVerified(fsys, rc, dst, e, buf); err != nil {
-			return "", err
+			return err
 		}
 		if i > 0 {
 			if err := sqlitedb.CheckpointFile(path); err != nil {
-				return "", err
+				return err
 			}
 		}
 	}
 	if n, _ := rc.Read(buf[:1]); n != 0 {
-		return "", fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
+		return fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
 	}
-	return path, nil
+	return nil
 }
 
 func writeVerified(fsys FS, r io.Reader, path string, e fileEntry, buf []byte) error {
