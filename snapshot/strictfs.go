@@ -16,14 +16,17 @@ import (
 // (ERROR_SHARING_VIOLATION). Every snapshot test runs on it.
 type StrictFS struct {
 	OSFS
-	mu   sync.Mutex
-	open map[string]int
+	mu    sync.Mutex
+	open  map[string]int
+	files map[*strictFile]struct{}
 }
 
 var _ FS = (*StrictFS)(nil)
 
 // NewStrictFS returns a StrictFS with no open handles.
-func NewStrictFS() *StrictFS { return &StrictFS{open: map[string]int{}} }
+func NewStrictFS() *StrictFS {
+	return &StrictFS{open: map[string]int{}, files: map[*strictFile]struct{}{}}
+}
 
 func key(name string) string {
 	if abs, err := filepath.Abs(name); err == nil {
@@ -41,7 +44,7 @@ type strictFile struct {
 
 func (f *strictFile) Close() error {
 	err := f.File.Close()
-	f.once.Do(func() { f.fs.release(f.key) })
+	f.once.Do(func() { f.fs.release(f) })
 	return err
 }
 
@@ -49,18 +52,33 @@ func (s *StrictFS) track(f *os.File, err error) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := key(f.Name())
+	sf := &strictFile{File: f, fs: s, key: key(f.Name())}
 	s.mu.Lock()
-	s.open[k]++
+	s.open[sf.key]++
+	s.files[sf] = struct{}{}
 	s.mu.Unlock()
-	return &strictFile{File: f, fs: s, key: k}, nil
+	return sf, nil
 }
 
-func (s *StrictFS) release(k string) {
+func (s *StrictFS) release(f *strictFile) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.open[k]--; s.open[k] <= 0 {
-		delete(s.open, k)
+	delete(s.files, f)
+	if s.open[f.key]--; s.open[f.key] <= 0 {
+		delete(s.open, f.key)
+	}
+}
+
+// closeAll closes every open handle, as the death of the process would.
+func (s *StrictFS) closeAll() {
+	s.mu.Lock()
+	files := make([]*strictFile, 0, len(s.files))
+	for f := range s.files {
+		files = append(files, f)
+	}
+	s.mu.Unlock()
+	for _, f := range files {
+		f.Close()
 	}
 }
 
