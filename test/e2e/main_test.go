@@ -6,11 +6,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,6 +49,7 @@ func runMain(m *testing.M) int {
 	runID = "sqlraft-e2e-" + hex.EncodeToString(b)
 	sweepStale()
 	defer removeByLabel(label + ".run=" + runID)
+	cleanupOnSignal()
 	start := time.Now()
 	if err := buildImages(); err != nil {
 		fmt.Println("e2e: building images:", err)
@@ -54,7 +59,41 @@ func runMain(m *testing.M) int {
 	defer func() {
 		_, _ = docker(context.Background(), "rmi", "-f", image, clientImage)
 	}()
+	armTimeoutCleanup()
 	return m.Run()
+}
+
+// cleanupOnSignal removes this run's Docker objects when the run is
+// interrupted (SIGINT, SIGTERM).
+func cleanupOnSignal() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fmt.Printf("e2e: %v: removing this run's containers, networks, volumes and images\n", sig)
+		removeByLabel(label + ".run=" + runID)
+		os.Exit(1)
+	}()
+}
+
+// armTimeoutCleanup removes this run's Docker objects shortly before go
+// test's -timeout (which starts with m.Run) panics, since that panic skips
+// every deferred and t.Cleanup function.
+func armTimeoutCleanup() {
+	flag.Parse()
+	f := flag.Lookup("test.timeout")
+	if f == nil {
+		return
+	}
+	d, _ := f.Value.(flag.Getter).Get().(time.Duration)
+	if d <= 0 {
+		return
+	}
+	margin := min(30*time.Second, d/5)
+	time.AfterFunc(d-margin, func() {
+		fmt.Printf("e2e: -timeout %s is near: removing this run's Docker objects\n", d)
+		removeByLabel(label + ".run=" + runID)
+	})
 }
 
 func envOr(key, def string) string {
@@ -112,7 +151,8 @@ func buildImages() error {
 		return fmt.Errorf("copy deploy/: %v: %s", err, out)
 	}
 	image = runID + ":sqlraftd"
-	if _, err := docker(ctx, "build", "-q", "--label", label+".run="+runID, "-t", image, dir); err != nil {
+	pidLabel := label + ".pid=" + strconv.Itoa(os.Getpid())
+	if _, err := docker(ctx, "build", "-q", "--label", label+".run="+runID, "--label", pidLabel, "-t", image, dir); err != nil {
 		return err
 	}
 	cdir := filepath.Join(dir, "client")
@@ -127,7 +167,7 @@ func buildImages() error {
 		return err
 	}
 	clientImage = runID + ":client"
-	_, err = docker(ctx, "build", "-q", "--label", label+".run="+runID, "-t", clientImage, cdir)
+	_, err = docker(ctx, "build", "-q", "--label", label+".run="+runID, "--label", pidLabel, "-t", clientImage, cdir)
 	return err
 }
 
@@ -188,6 +228,11 @@ func sweepStale() {
 	defer cancel()
 	out, _ := docker(ctx, "ps", "-a", "--filter", "label="+label+".pid", "--format", `{{.Label "`+label+`.pid"}} {{.Label "`+label+`.run"}}`)
 	out2, _ := docker(ctx, "network", "ls", "--filter", "label="+label+".pid", "--format", `{{.Label "`+label+`.pid"}} {{.Label "`+label+`.run"}}`)
+	out3, _ := docker(ctx, "images", "--filter", "label="+label+".pid", "--format", `{{.ID}}`)
+	for _, id := range strings.Fields(out3) {
+		l, _ := docker(ctx, "inspect", "-f", `{{index .Config.Labels "`+label+`.pid"}} {{index .Config.Labels "`+label+`.run"}}`, id)
+		out2 += "\n" + l
+	}
 	seen := map[string]bool{}
 	for line := range strings.Lines(out + "\n" + out2) {
 		pid, run, ok := strings.Cut(strings.TrimSpace(line), " ")
