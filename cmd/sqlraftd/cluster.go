@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -19,7 +18,12 @@ import (
 // no-op for the leader, and updates the node's addresses if they changed.
 func formCluster(ctx context.Context, cfg config, node *raftnode.Node, logger *slog.Logger) error {
 	if cfg.bootstrapExpect > 0 || cfg.discoverDNS != "" {
-		return fmt.Errorf("--bootstrap-expect and --discover-dns are not supported by this build")
+		go func() {
+			if err := discoverCluster(ctx, cfg, node, cfg.nonVoter, logger); err != nil && ctx.Err() == nil {
+				logger.Error("discovery failed", "err", err)
+			}
+		}()
+		return nil
 	}
 	if len(cfg.join) == 0 {
 		return nil

@@ -33,6 +33,7 @@ type config struct {
 	maxMessageBytes              int
 	shutdownTimeout              time.Duration
 	logLevel                     string
+	nonVoter                     bool
 }
 
 func main() {
@@ -73,6 +74,7 @@ func rootCommand() *cobra.Command {
 	f.IntVar(&cfg.maxMessageBytes, "max-message-size", 16<<20, "largest request accepted, in bytes")
 	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
 	f.SortFlags = false
 	return cmd
 }

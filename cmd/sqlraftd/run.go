@@ -47,7 +47,7 @@ func run(ctx context.Context, cfg config) error {
 	}
 	node, err := raftnode.New(raftnode.Config{
 		ID: cfg.nodeID, DataDir: cfg.dataDir, RaftAddr: cfg.raftAddr, RaftAdvertise: cfg.raftAdvertise,
-		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "",
+		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
 		Logger: logger,
 	})
@@ -95,7 +95,7 @@ func shutdown(cfg config, node *raftnode.Node, srv *server.Server, gs *grpc.Serv
 // joinCluster asks each member in turn to add this node (the request is
 // forwarded to the leader), until one accepts or ctx ends.
 func joinCluster(ctx context.Context, cfg config, node *raftnode.Node, addrs []string, logger *slog.Logger) error {
-	req := &sqlraftv1.JoinRequest{Id: cfg.nodeID, RaftAddress: cfg.raftAdvertise, GrpcAddress: cfg.grpcAdvertise}
+	req := &sqlraftv1.JoinRequest{Id: cfg.nodeID, RaftAddress: cfg.raftAdvertise, GrpcAddress: cfg.grpcAdvertise, NonVoter: cfg.nonVoter}
 	for attempt := 0; ; attempt++ {
 		for _, addr := range addrs {
 			if addr == cfg.grpcAdvertise || addr == cfg.grpcAddr {
