@@ -21,6 +21,7 @@ import (
 const (
 	manifestDir    = "kubernetes"
 	statefulSet    = "sqlraft"
+	replicaSet     = "sqlraft-replica"
 	peersService   = "sqlraft-peers"
 	clientService  = "sqlraft"
 	configMapName  = "sqlraft-config"
@@ -28,15 +29,28 @@ const (
 	dockerfilePath = "../Dockerfile"
 )
 
-func load(t *testing.T) (*Manifests, *appsv1.StatefulSet, *corev1.Container) {
+// statefulSets are the voters and the read replicas.
+var statefulSets = []string{statefulSet, replicaSet}
+
+// forEachStatefulSet runs check as a subtest for each StatefulSet.
+func forEachStatefulSet(t *testing.T, check func(t *testing.T, m *Manifests, sts *appsv1.StatefulSet, c *corev1.Container)) {
+	for _, name := range statefulSets {
+		t.Run(name, func(t *testing.T) {
+			m, sts, c := load(t, name)
+			check(t, m, sts, c)
+		})
+	}
+}
+
+func load(t *testing.T, name string) (*Manifests, *appsv1.StatefulSet, *corev1.Container) {
 	t.Helper()
 	m, err := LoadManifests(manifestDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sts := m.StatefulSets[statefulSet]
+	sts := m.StatefulSets[name]
 	if sts == nil {
-		t.Fatalf("no StatefulSet %q", statefulSet)
+		t.Fatalf("no StatefulSet %q", name)
 	}
 	for i := range sts.Spec.Template.Spec.Containers {
 		if c := &sts.Spec.Template.Spec.Containers[i]; c.Name == containerName {
@@ -95,7 +109,10 @@ func containerPort(t *testing.T, c *corev1.Container, name string) int32 {
 }
 
 func TestManifestsDecodeStrictly(t *testing.T) {
-	m, _, _ := load(t)
+	m, _, _ := load(t, statefulSet)
+	if len(m.StatefulSets) != len(statefulSets) {
+		t.Errorf("StatefulSets = %v, want %v", keys(m.StatefulSets), statefulSets)
+	}
 	if len(m.Services) != 2 || m.Services[peersService] == nil || m.Services[clientService] == nil {
 		t.Errorf("services = %v, want %s and %s", keys(m.Services), peersService, clientService)
 	}
@@ -128,7 +145,22 @@ func keys[T any](m map[string]T) []string {
 }
 
 func TestStatefulSet(t *testing.T) {
-	m, sts, c := load(t)
+	forEachStatefulSet(t, checkStatefulSet)
+	voters, replicas := podLabels(t, statefulSet), podLabels(t, replicaSet)
+	for name, other := range map[string]labels.Set{statefulSet: replicas, replicaSet: voters} {
+		_, sts, _ := load(t, name)
+		if labels.SelectorFromSet(sts.Spec.Selector.MatchLabels).Matches(other) {
+			t.Errorf("StatefulSet %s selector also matches the other StatefulSet's pods", name)
+		}
+	}
+}
+
+func podLabels(t *testing.T, name string) labels.Set {
+	_, sts, _ := load(t, name)
+	return labels.Set(sts.Spec.Template.Labels)
+}
+
+func checkStatefulSet(t *testing.T, _ *Manifests, sts *appsv1.StatefulSet, c *corev1.Container) {
 	spec := sts.Spec
 	if spec.PodManagementPolicy != appsv1.ParallelPodManagement {
 		t.Errorf("podManagementPolicy = %q, want Parallel", spec.PodManagementPolicy)
@@ -136,8 +168,15 @@ func TestStatefulSet(t *testing.T) {
 	if spec.ServiceName != peersService {
 		t.Errorf("serviceName = %q, want the headless service %q", spec.ServiceName, peersService)
 	}
-	if spec.Replicas == nil || *spec.Replicas < 3 || *spec.Replicas%2 == 0 {
-		t.Errorf("replicas should be an odd number >= 3")
+	flags := args(t, c)
+	_, nonVoter := flags["non-voter"]
+	switch {
+	case spec.Replicas == nil:
+		t.Errorf("replicas must be set")
+	case sts.Name == statefulSet && (*spec.Replicas < 3 || *spec.Replicas%2 == 0 || nonVoter):
+		t.Errorf("voters: replicas should be an odd number >= 3, without --non-voter")
+	case sts.Name == replicaSet && (*spec.Replicas != 0 || !nonVoter):
+		t.Errorf("read replicas: start at 0 replicas, with --non-voter")
 	}
 	if len(spec.VolumeClaimTemplates) != 1 {
 		t.Fatalf("want one volumeClaimTemplate")
@@ -150,8 +189,7 @@ func TestStatefulSet(t *testing.T) {
 	if err != nil || !sel.Matches(labels.Set(spec.Template.Labels)) {
 		t.Errorf("selector %v does not match the pod labels %v", spec.Selector.MatchLabels, spec.Template.Labels)
 	}
-	checkProbesAndShutdown(t, sts, c, args(t, c))
-	_ = m
+	checkProbesAndShutdown(t, sts, c, flags)
 }
 
 func metaSelector(ml map[string]string) (labels.Selector, error) {
@@ -185,7 +223,10 @@ func checkProbesAndShutdown(t *testing.T, sts *appsv1.StatefulSet, c *corev1.Con
 }
 
 func TestServicesAndBudget(t *testing.T) {
-	m, sts, c := load(t)
+	forEachStatefulSet(t, checkServicesAndBudget)
+}
+
+func checkServicesAndBudget(t *testing.T, m *Manifests, sts *appsv1.StatefulSet, c *corev1.Container) {
 	podLabels := labels.Set(sts.Spec.Template.Labels)
 	peers := m.Services[peersService]
 	if peers.Spec.ClusterIP != corev1.ClusterIPNone || !peers.Spec.PublishNotReadyAddresses {
@@ -220,7 +261,10 @@ var varRef = regexp.MustCompile(`\$\(([A-Z0-9_]+)\)`)
 // TestFlagsAgreeWithBinary checks the container's arguments against the
 // flags `sqlraftd --help` lists, the ports, the services and the ConfigMap.
 func TestFlagsAgreeWithBinary(t *testing.T) {
-	m, sts, c := load(t)
+	forEachStatefulSet(t, checkFlags)
+}
+
+func checkFlags(t *testing.T, m *Manifests, sts *appsv1.StatefulSet, c *corev1.Container) {
 	flags := args(t, c)
 	known := binaryFlags(t)
 	for name := range flags {
@@ -285,7 +329,7 @@ func checkEnv(t *testing.T, m *Manifests, sts *appsv1.StatefulSet, c *corev1.Con
 		t.Fatal("--bootstrap-expect must come from the ConfigMap")
 	}
 	expect, err := strconv.Atoi(m.ConfigMaps[configMapName].Data["BOOTSTRAP_EXPECT"])
-	if err != nil || int32(expect) != *sts.Spec.Replicas {
+	if sts.Name == statefulSet && (err != nil || int32(expect) != *sts.Spec.Replicas) {
 		t.Errorf("BOOTSTRAP_EXPECT %q must equal the initial replicas %d", m.ConfigMaps[configMapName].Data["BOOTSTRAP_EXPECT"], *sts.Spec.Replicas)
 	}
 }
@@ -293,7 +337,10 @@ func checkEnv(t *testing.T, m *Manifests, sts *appsv1.StatefulSet, c *corev1.Con
 // TestDockerfileAgrees checks the image's ports, user and volume against the
 // StatefulSet.
 func TestDockerfileAgrees(t *testing.T) {
-	_, sts, c := load(t)
+	forEachStatefulSet(t, checkDockerfile)
+}
+
+func checkDockerfile(t *testing.T, _ *Manifests, sts *appsv1.StatefulSet, c *corev1.Container) {
 	d, err := ParseDockerfile(dockerfilePath)
 	if err != nil {
 		t.Fatal(err)
