@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 )
@@ -57,6 +58,35 @@ func TestStrictFSRefusesOpenFiles(t *testing.T) {
 
 func TestOSFSRemoveAllMissingPath(t *testing.T) {
 	if err := (OSFS{}).RemoveAll(filepath.Join(tempDir(t), "nope")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWindowsRefusesOpenFiles checks, on Windows (or wine), that the real
+// OS refuses what StrictFS refuses, with the errno StrictFS wraps.
+func TestWindowsRefusesOpenFiles(t *testing.T) {
+	if runtime.GOOS != "windows" {
+		t.Skip("Windows semantics only")
+	}
+	dir := tempDir(t)
+	a := filepath.Join(dir, "a")
+	if err := os.WriteFile(a, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OSFS{}.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, err := range map[string]error{
+		"rename": OSFS{}.Rename(a, a+".new"),
+		"remove": OSFS{}.Remove(a),
+	} {
+		if !errors.Is(err, syscall.Errno(32)) || !IsSharingViolation(err) {
+			t.Errorf("%s of an open file on Windows: %v, want errno 32", name, err)
+		}
+	}
+	f.Close()
+	if err := (OSFS{}).Rename(a, a+".new"); err != nil {
 		t.Fatal(err)
 	}
 }
