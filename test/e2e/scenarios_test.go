@@ -167,6 +167,16 @@ func TestKillLeader(t *testing.T) {
 	w.verify(nl)
 	t.Logf("checksum %s", c.converge(threeHosts, catchUpBound))
 	checkMembers(t, c, threeHosts)
+	if logs := c.logs(old); !strings.Contains(logs, "action=resume") {
+		t.Errorf("%s did not resume from its volume after the restart", old)
+	}
+	boots := 0
+	for _, h := range threeHosts {
+		boots += len(bootstrapLine.FindAllString(c.logs(h), -1))
+	}
+	if boots != 1 {
+		t.Errorf("%d bootstrap decisions over the cluster's life, want 1", boots)
+	}
 }
 
 // Scenario 3: a follower is cut off the network while writes continue past
