@@ -13,7 +13,8 @@ import (
 
 	transport "github.com/Jille/raft-grpc-transport"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -38,7 +39,8 @@ type Node struct {
 	db        *sqlitedb.DB
 	fsm       *FSM
 	raft      *raft.Raft
-	logStore  *raftboltdb.BoltStore
+	logStore  *raftwal.WAL
+	walMeta   *metadb.BoltMetaDB
 	snapshots raft.SnapshotStore
 	transport *transport.Manager
 	server    *grpc.Server
@@ -83,7 +85,14 @@ func (n *Node) open() error {
 	if n.fsm, err = NewFSM(n.db, tmpDir, n.logger); err != nil {
 		return err
 	}
-	if n.logStore, err = raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db")); err != nil {
+	walDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(walDir, 0o755); err != nil {
+		return err
+	}
+	// raft-wal's Close leaves its meta DB open (and its file lock held), so
+	// the node owns the meta store and closes it itself.
+	n.walMeta = &metadb.BoltMetaDB{}
+	if n.logStore, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.walMeta)); err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
 	if n.snapshots, err = n.openSnapshots(); err != nil {
@@ -228,6 +237,9 @@ func (n *Node) closeAll() error {
 	}
 	if n.logStore != nil {
 		errs = append(errs, n.logStore.Close())
+	}
+	if n.walMeta != nil {
+		errs = append(errs, n.walMeta.Close())
 	}
 	if n.db != nil {
 		errs = append(errs, n.db.Close())
