@@ -43,10 +43,11 @@ func (d *database) Execute(ctx context.Context, req *sqlraftv1.ExecuteRequest) (
 	return resp, nil
 }
 
-// Query implements DatabaseService.Query.
+// Query implements DatabaseService.Query. The statements are validated by
+// the node that runs them, in the same pass that prepares them.
 func (d *database) Query(ctx context.Context, req *sqlraftv1.QueryRequest) (*sqlraftv1.QueryResponse, error) {
-	if err := d.s.checkStatements(ctx, req.GetStatements()); err != nil {
-		return nil, err
+	if len(req.GetStatements()) == 0 {
+		return nil, invalid("no statements given")
 	}
 	level, err := d.s.level(req.GetConsistency(), req.GetFreshness().AsDuration())
 	if err != nil {

@@ -55,16 +55,46 @@ type DB struct {
 	readers chan *conn
 }
 
-// conn is one SQLite connection with its authorizer.
+// conn is one SQLite connection with its authorizer and its prepared
+// internal statements.
 type conn struct {
 	*sqlite3.SQLiteConn
 	guard *guard
+	stmts map[string]*sqlite3.SQLiteStmt
 }
 
 func newConn(c *sqlite3.SQLiteConn, writer bool) *conn {
 	g := &guard{writer: writer}
 	c.RegisterAuthorizer(g.authorize)
-	return &conn{SQLiteConn: c, guard: g}
+	return &conn{SQLiteConn: c, guard: g, stmts: map[string]*sqlite3.SQLiteStmt{}}
+}
+
+// prepared returns sqlraft's own statement sql, prepared once per
+// connection. Only the goroutine holding the connection uses it.
+func (c *conn) prepared(sql string) (*sqlite3.SQLiteStmt, error) {
+	if st, ok := c.stmts[sql]; ok {
+		return st, nil
+	}
+	var st driver.Stmt
+	err := c.internal(func() error {
+		var err error
+		st, err = c.Prepare(sql)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[sql] = st.(*sqlite3.SQLiteStmt)
+	return c.stmts[sql], nil
+}
+
+// close finalizes the cached statements and closes the connection.
+func (c *conn) close() error {
+	for sql, st := range c.stmts {
+		st.Close()
+		delete(c.stmts, sql)
+	}
+	return c.SQLiteConn.Close()
 }
 
 // internal runs fn with the authorizer relaxed, for sqlraft's own statements.
@@ -153,12 +183,12 @@ func (db *DB) closeConns() error {
 	if db.readers != nil {
 		close(db.readers)
 		for r := range db.readers {
-			errs = append(errs, r.Close())
+			errs = append(errs, r.close())
 		}
 		db.readers = nil
 	}
 	if db.writer != nil {
-		errs = append(errs, db.writer.Close())
+		errs = append(errs, db.writer.close())
 		db.writer = nil
 	}
 	return errors.Join(errs...)

@@ -44,12 +44,15 @@ func (db *DB) Applied(ctx context.Context) (Position, error) {
 
 func readApplied(ctx context.Context, c *conn) (Position, error) {
 	var p Position
-	err := c.internal(func() error {
-		return queryRows(ctx, c, "SELECT raft_index, raft_term FROM _sqlraft_applied WHERE id = 0", nil,
-			func(v []driver.Value) error {
-				p.Index, p.Term = uint64(v[0].(int64)), uint64(v[1].(int64))
-				return nil
-			})
+	st, err := c.prepared("SELECT raft_index, raft_term FROM _sqlraft_applied WHERE id = 0")
+	if err != nil {
+		return p, err
+	}
+	err = c.internal(func() error {
+		return stepRows(ctx, st, nil, func(v []driver.Value) error {
+			p.Index, p.Term = uint64(v[0].(int64)), uint64(v[1].(int64))
+			return nil
+		})
 	})
 	return p, err
 }
@@ -75,7 +78,12 @@ func queryRows(ctx context.Context, c *conn, sql string, args []driver.NamedValu
 		return err
 	}
 	defer st.Close()
-	rows, err := st.(*sqlite3.SQLiteStmt).QueryContext(ctx, args)
+	return stepRows(ctx, st.(*sqlite3.SQLiteStmt), args, fn)
+}
+
+// stepRows runs a prepared query and calls fn for each row.
+func stepRows(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.NamedValue, fn func([]driver.Value) error) error {
+	rows, err := st.QueryContext(ctx, args)
 	if err != nil {
 		return err
 	}

@@ -237,12 +237,23 @@ func streamRows(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statem
 // readTx runs fn inside a read transaction on c, so that every statement
 // sees the same snapshot of the database.
 func readTx(ctx context.Context, c *conn, fn func() error) error {
-	if err := c.internal(func() error { _, err := c.ExecContext(ctx, "BEGIN", nil); return err }); err != nil {
+	if err := c.execPrepared(ctx, "BEGIN"); err != nil {
 		return err
 	}
 	err := fn()
-	rerr := c.internal(func() error { _, err := c.Exec("ROLLBACK", nil); return err })
-	return errors.Join(err, rerr)
+	return errors.Join(err, c.execPrepared(context.Background(), "ROLLBACK"))
+}
+
+// execPrepared runs one of sqlraft's own statements, prepared once.
+func (c *conn) execPrepared(ctx context.Context, sql string, args ...driver.NamedValue) error {
+	st, err := c.prepared(sql)
+	if err != nil {
+		return err
+	}
+	return c.internal(func() error {
+		_, err := st.ExecContext(ctx, args)
+		return err
+	})
 }
 
 // QueryStream runs one read-only statement and hands its rows to send in

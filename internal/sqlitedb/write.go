@@ -36,10 +36,7 @@ func (db *DB) Begin() (*Tx, error) {
 }
 
 func (tx *Tx) internalExec(sql string, args ...driver.NamedValue) error {
-	return tx.c.internal(func() error {
-		_, err := tx.c.ExecContext(context.Background(), sql, args)
-		return err
-	})
+	return tx.c.execPrepared(context.Background(), sql, args...)
 }
 
 // Commit commits and ends the transaction.
@@ -161,8 +158,12 @@ func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlr
 
 // counters reads total_changes() and last_insert_rowid() on the writer.
 func (tx *Tx) counters() (total, lastID int64, err error) {
+	st, err := tx.c.prepared("SELECT total_changes(), last_insert_rowid()")
+	if err != nil {
+		return 0, 0, err
+	}
 	err = tx.c.internal(func() error {
-		return queryRows(context.Background(), tx.c, "SELECT total_changes(), last_insert_rowid()", nil, func(v []driver.Value) error {
+		return stepRows(context.Background(), st, nil, func(v []driver.Value) error {
 			total, lastID = v[0].(int64), v[1].(int64)
 			return nil
 		})
