@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/hashicorp/raft"
 )
 
 // The stream format, produced by Store.Open and consumed by Restore and by
@@ -97,20 +99,76 @@ func readHeader(r io.Reader) (streamHeader, error) {
 }
 
 // copyVerified copies exactly e.Size bytes from r to w and checks their
-// sha256 against e.
+// sha256 against e. Hashing a chunk runs in parallel with writing it.
 func copyVerified(w io.Writer, r io.Reader, e fileEntry, buf []byte) error {
+	return copyExact(w, r, e, buf, true)
+}
+
+// copyExact copies exactly e.Size bytes, checking the sha256 if verify.
+func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) error {
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(r, e.Size), buf)
-	if err != nil {
-		return err
+	if !verify {
+		h = discardHash{}
 	}
-	if n != e.Size {
-		return fmt.Errorf("snapshot file %s: %w after %d of %d bytes", e.Name, io.ErrUnexpectedEOF, n, e.Size)
+	todo, done := make(chan []byte), make(chan struct{})
+	go func() {
+		for b := range todo {
+			h.Write(b)
+			done <- struct{}{}
+		}
+	}()
+	defer close(todo)
+	var n int64
+	for n < e.Size {
+		b := buf[:min(int64(len(buf)), e.Size-n)]
+		m, err := io.ReadFull(r, b)
+		n += int64(m)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return fmt.Errorf("snapshot file %s: %w after %d of %d bytes", e.Name, io.ErrUnexpectedEOF, n, e.Size)
+		}
+		if err != nil {
+			return err
+		}
+		todo <- b
+		_, werr := w.Write(b)
+		<-done
+		if werr != nil {
+			return werr
+		}
+	}
+	if !verify {
+		return nil
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
 		return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", e.Name, ErrChecksum, got, e.SHA256)
 	}
 	return nil
+}
+
+// discardHash is a hash.Hash that computes nothing.
+type discardHash struct{}
+
+func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
+func (discardHash) Sum(b []byte) []byte         { return b }
+func (discardHash) Reset()                      {}
+func (discardHash) Size() int                   { return 0 }
+func (discardHash) BlockSize() int              { return 1 }
+
+// verifiedAtSource reports whether r is (a wrapper of) a stream of this
+// package's Store: such a stream already checks every file's sha256 before
+// releasing its last bytes, so a reader in the same process need not hash
+// again.
+func verifiedAtSource(r io.Reader) bool {
+	for {
+		switch v := r.(type) {
+		case *stream:
+			return true
+		case raft.ReadCloserWrapper:
+			r = v.WrappedReadCloser()
+		default:
+			return false
+		}
+	}
 }
 
 // hashingWriter counts and hashes what passes through it.

@@ -38,12 +38,13 @@ func restoreInto(fsys FS, rc io.Reader, path string) error {
 		return err
 	}
 	buf := make([]byte, 1<<20)
+	verify := !verifiedAtSource(rc)
 	for i, e := range h.Files {
 		dst := path
 		if i > 0 {
 			dst = path + "-wal"
 		}
-		if err := writeVerified(fsys, rc, dst, e, buf); err != nil {
+		if err := writeVerified(fsys, rc, dst, e, buf, verify); err != nil {
 			return err
 		}
 		if i > 0 {
@@ -58,12 +59,12 @@ func restoreInto(fsys FS, rc io.Reader, path string) error {
 	return nil
 }
 
-func writeVerified(fsys FS, r io.Reader, path string, e fileEntry, buf []byte) error {
+func writeVerified(fsys FS, r io.Reader, path string, e fileEntry, buf []byte, verify bool) error {
 	f, err := fsys.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := copyVerified(f, r, e, buf); err != nil {
+	if err := copyExact(f, r, e, buf, verify); err != nil {
 		f.Close()
 		return err
 	}

@@ -23,7 +23,7 @@ type Sink struct {
 	dir  string
 
 	mu       sync.Mutex
-	pw       *io.PipeWriter
+	pw       *asyncPipe
 	done     chan recvResult
 	adopted  bool
 	finished bool
@@ -62,24 +62,17 @@ func (k *Sink) Write(p []byte) (int, error) {
 		return 0, errors.New("snapshot sink: write after close or persist")
 	}
 	if k.pw == nil {
-		pr, pw := io.Pipe()
+		pw := newAsyncPipe()
 		k.pw, k.done = pw, make(chan recvResult, 1)
 		go func() {
-			files, err := k.s.receive(pr, k.dir)
-			pr.CloseWithError(errOr(err, io.ErrClosedPipe))
+			files, err := k.s.receive(pw, k.dir)
+			pw.stopReading(err)
 			k.done <- recvResult{files, err}
 		}()
 	}
 	pw := k.pw
 	k.mu.Unlock()
 	return pw.Write(p)
-}
-
-func errOr(err, def error) error {
-	if err != nil {
-		return err
-	}
-	return def
 }
 
 // receive parses a stream into files in dir, verifying each.
@@ -144,7 +137,7 @@ func (k *Sink) Close() error {
 	k.mu.Unlock()
 	switch {
 	case pw != nil:
-		pw.Close()
+		pw.Close(nil)
 		res := <-done
 		if res.err != nil {
 			k.discard()
@@ -178,7 +171,7 @@ func (k *Sink) Cancel() error {
 		return nil
 	}
 	if pw != nil {
-		pw.CloseWithError(errors.New("snapshot sink cancelled"))
+		pw.Close(errors.New("snapshot sink cancelled"))
 		<-done
 	}
 	return k.discard()
