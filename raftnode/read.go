@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -16,6 +17,8 @@ import (
 // N concurrent reads cost one heartbeat round, not N.
 type readIndex struct {
 	raft *raft.Raft
+
+	reads, confirmations atomic.Uint64 // for Status
 
 	mu      sync.Mutex
 	waiting []chan readResult
@@ -37,6 +40,7 @@ func newReadIndex(r *raft.Raft, _ *FSM) *readIndex { return &readIndex{raft: r} 
 // confirmed by a quorum round that started after it was recorded.
 func (r *readIndex) confirm(ctx context.Context) (uint64, error) {
 	ch := make(chan readResult, 1)
+	r.reads.Add(1)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -71,6 +75,7 @@ func (r *readIndex) rounds() {
 			return
 		}
 		r.mu.Unlock()
+		r.confirmations.Add(1)
 		index := r.raft.CommitIndex()
 		err := r.raft.VerifyLeader().Error()
 		for _, ch := range batch {

@@ -20,6 +20,10 @@ type Status struct {
 	GRPCAddress   string
 	LastContact   time.Duration
 	DBSize        int64
+	// LinearizableReads and ReadIndexRounds count linearizable reads and the
+	// leadership confirmation rounds they shared, since start.
+	LinearizableReads uint64
+	ReadIndexRounds   uint64
 }
 
 // Status reports the node's state.
@@ -29,7 +33,7 @@ func (n *Node) Status() Status {
 		ID: n.cfg.ID, State: n.raft.State().String(), Term: n.term(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(), LastLogIndex: n.raft.LastIndex(),
 		FirstLogIndex: first, RaftAddress: n.cfg.RaftAdvertise, GRPCAddress: n.cfg.GRPCAdvertise,
-		DBSize: n.db.Size(),
+		DBSize: n.db.Size(), LinearizableReads: n.reads.reads.Load(), ReadIndexRounds: n.reads.confirmations.Load(),
 	}
 	if lc := n.raft.LastContact(); !lc.IsZero() {
 		st.LastContact = time.Since(lc)
