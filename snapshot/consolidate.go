@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 )
@@ -59,6 +60,8 @@ func (s *Store) Consolidate(ctx context.Context) error {
 		}
 		t := j.Target
 		s.snaps[t.ID] = &t
+		s.consols++
+		s.consolAt = time.Now()
 		s.mu.Unlock()
 		return nil
 	})

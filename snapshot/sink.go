@@ -72,6 +72,9 @@ func (k *Sink) Write(p []byte) (int, error) {
 	}
 	pw := k.pw
 	k.mu.Unlock()
+	if k.s.opts.OnReceive != nil {
+		k.s.opts.OnReceive(len(p))
+	}
 	return pw.Write(p)
 }
 
@@ -209,6 +212,7 @@ func (s *Store) finalize(dir string, m *snapMeta) error {
 	s.snaps[m.ID] = m
 	s.head = m.ID
 	s.lastIdx = m.Index
+	s.created++
 	s.log.Debug("snapshot stored", "id", m.ID, "kind", m.Kind, "files", len(m.Files))
 	s.wakeJanitor()
 	return nil

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"fmt"
+	"time"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 )
@@ -31,6 +32,12 @@ type Stats struct {
 	LastSnapshotIndex uint64
 	// NextFull, when non-empty, says why the next snapshot will be full.
 	NextFull string
+	// Created counts snapshots stored since start (persisted or received).
+	Created uint64
+	// Consolidations counts completed consolidations since start, and
+	// LastConsolidation is when the latest one finished.
+	Consolidations    uint64
+	LastConsolidation time.Time
 }
 
 func infoOf(m *snapMeta) Info {
@@ -46,7 +53,8 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{LeasesHeld: s.leases.Held(), LeaseWaits: s.leases.Waits(), LastError: s.lastErr,
-		LastSnapshotIndex: s.lastIdx, NextFull: s.needFull}
+		LastSnapshotIndex: s.lastIdx, NextFull: s.needFull, Created: s.created, Consolidations: s.consols,
+		LastConsolidation: s.consolAt}
 	for _, m := range s.sortedLocked() {
 		st.Snapshots = append(st.Snapshots, infoOf(m))
 	}

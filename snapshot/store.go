@@ -53,6 +53,11 @@ type Options struct {
 	// disables automatic consolidation).
 	ConsolidateAfter int
 
+	// OnReceive, if set, is called with the size of every Write a sink
+	// receives from another node, before it is processed: a test hook to
+	// slow installs down (it may sleep).
+	OnReceive func(n int)
+
 	// hook, set by tests, runs after each step of create and consolidate;
 	// an error makes the operation fail there (simulated crash).
 	hook func(step string) error
@@ -84,6 +89,9 @@ type Store struct {
 	pending  bool
 	lastErr  string
 	lastIdx  uint64
+	created  uint64
+	consols  uint64
+	consolAt time.Time
 	consolMu sync.Mutex
 
 	ctx    context.Context

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,8 +146,14 @@ func TestConsolidationWaitsForLeaseWhileSnapshotsContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := time.Now()
+	if st := e.store.Stats(); st.Consolidations != 0 {
+		t.Fatal("consolidated during the stream")
+	}
 	rc.Close()
 	assertDoneWithin(t, consolidated, time.Second)
+	if st := e.store.Stats(); st.Consolidations != 1 || st.LastConsolidation.Before(closed) || st.Created != 9 {
+		t.Fatalf("stats after consolidation: %+v", st)
+	}
 	t.Logf("consolidation finished %v after the stream closed", time.Since(closed))
 	if sum := checksumOfStream(t, io.NopCloser(&got), e.dir); sum != e.sums[streamed.Index] {
 		t.Fatal("the stream read during consolidation is wrong")
@@ -330,7 +337,8 @@ func TestInstallFromAnotherNode(t *testing.T) {
 	leader.mustSnapshot(false)
 	leader.write(10, 500)
 	head := leader.mustSnapshot(false)
-	follower := newEnv(t, Options{})
+	var received atomic.Int64
+	follower := newEnv(t, Options{OnReceive: func(n int) { received.Add(int64(n)) }})
 	meta, rc, err := leader.store.Open(head.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +354,9 @@ func TestInstallFromAnotherNode(t *testing.T) {
 	}
 	if err := sink.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if received.Load() != meta.Size {
+		t.Fatalf("OnReceive saw %d bytes of %d", received.Load(), meta.Size)
 	}
 	_, rc, err = follower.store.Open(sink.ID())
 	if err != nil {
