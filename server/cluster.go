@@ -122,6 +122,7 @@ func (c *cluster) Status(_ context.Context, _ *sqlraftv1.StatusRequest) (*sqlraf
 		FirstLogIndex: st.FirstLogIndex, RaftAddress: st.RaftAddress, GrpcAddress: st.GRPCAddress,
 		LastContact: durationpb.New(st.LastContact), DbSizeBytes: st.DBSize,
 		Snapshot: c.s.snapshotStatus(), Version: version.Version,
+		LinearizableReads: st.LinearizableReads, ReadIndexRounds: st.ReadIndexRounds,
 	}, nil
 }
 

@@ -380,7 +380,8 @@ type Node struct {
 	Leader      bool                   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
 	// Whether the answering node could reach it (Status within a short timeout).
 	Reachable bool `protobuf:"varint,6,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	// Time since the leader last heard from it (leader's view; zero otherwise).
+	// Time since the node last heard from the leader, as it reports itself
+	// (zero for the leader).
 	LastContact *durationpb.Duration `protobuf:"bytes,7,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
 	// Its applied index, when reachable.
 	AppliedIndex  uint64 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
@@ -528,11 +529,15 @@ type StatusResponse struct {
 	// Time since this node last heard from the leader.
 	LastContact *durationpb.Duration `protobuf:"bytes,11,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
 	// Size of the SQLite database file in bytes.
-	DbSizeBytes   int64           `protobuf:"varint,12,opt,name=db_size_bytes,json=dbSizeBytes,proto3" json:"db_size_bytes,omitempty"`
-	Snapshot      *SnapshotStatus `protobuf:"bytes,13,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	Version       string          `protobuf:"bytes,14,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DbSizeBytes int64           `protobuf:"varint,12,opt,name=db_size_bytes,json=dbSizeBytes,proto3" json:"db_size_bytes,omitempty"`
+	Snapshot    *SnapshotStatus `protobuf:"bytes,13,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Version     string          `protobuf:"bytes,14,opt,name=version,proto3" json:"version,omitempty"`
+	// Linearizable reads served, and the leadership confirmation rounds they
+	// shared, since start.
+	LinearizableReads uint64 `protobuf:"varint,15,opt,name=linearizable_reads,json=linearizableReads,proto3" json:"linearizable_reads,omitempty"`
+	ReadIndexRounds   uint64 `protobuf:"varint,16,opt,name=read_index_rounds,json=readIndexRounds,proto3" json:"read_index_rounds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -661,6 +666,20 @@ func (x *StatusResponse) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetLinearizableReads() uint64 {
+	if x != nil {
+		return x.LinearizableReads
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetReadIndexRounds() uint64 {
+	if x != nil {
+		return x.ReadIndexRounds
+	}
+	return 0
 }
 
 // SnapshotStatus describes the snapshot store and its leases.
@@ -1153,7 +1172,7 @@ const file_sqlraft_v1_cluster_proto_rawDesc = "" +
 	"\treachable\x18\x06 \x01(\bR\treachable\x12<\n" +
 	"\flast_contact\x18\a \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12#\n" +
 	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\"\x0f\n" +
-	"\rStatusRequest\"\x97\x04\n" +
+	"\rStatusRequest\"\xf2\x04\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
@@ -1169,7 +1188,9 @@ const file_sqlraft_v1_cluster_proto_rawDesc = "" +
 	"\flast_contact\x18\v \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12\"\n" +
 	"\rdb_size_bytes\x18\f \x01(\x03R\vdbSizeBytes\x126\n" +
 	"\bsnapshot\x18\r \x01(\v2\x1a.sqlraft.v1.SnapshotStatusR\bsnapshot\x12\x18\n" +
-	"\aversion\x18\x0e \x01(\tR\aversion\"\xd9\x01\n" +
+	"\aversion\x18\x0e \x01(\tR\aversion\x12-\n" +
+	"\x12linearizable_reads\x18\x0f \x01(\x04R\x11linearizableReads\x12*\n" +
+	"\x11read_index_rounds\x18\x10 \x01(\x04R\x0freadIndexRounds\"\xd9\x01\n" +
 	"\x0eSnapshotStatus\x126\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x18.sqlraft.v1.SnapshotInfoR\tsnapshots\x12\x1f\n" +
 	"\vleases_held\x18\x02 \x01(\rR\n" +
