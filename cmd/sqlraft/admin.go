@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
@@ -15,14 +16,11 @@ import (
 // (or with table, when given and the output format is table).
 func clusterCall[T proto.Message](g *globals, cmd *cobra.Command,
 	call func(context.Context, sqlraftv1.ClusterServiceClient) (T, error), table func(T)) error {
-	conn, err := g.dial()
-	if err != nil {
+	var resp T
+	err := g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = call(ctx, sqlraftv1.NewClusterServiceClient(conn))
 		return err
-	}
-	defer conn.Close()
-	ctx, cancel := g.callContext(cmd.Context())
-	defer cancel()
-	resp, err := call(ctx, sqlraftv1.NewClusterServiceClient(conn))
+	})
 	if err != nil {
 		return err
 	}

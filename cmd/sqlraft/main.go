@@ -65,4 +65,16 @@ func (g *globals) callContext(parent context.Context) (context.Context, context.
 	return ctx, cancel
 }
 
+// call dials g.addr and runs fn with a bounded call context.
+func (g *globals) call(parent context.Context, fn func(context.Context, *grpc.ClientConn) error) error {
+	conn, err := g.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := g.callContext(parent)
+	defer cancel()
+	return fn(ctx, conn)
+}
+
 func fail(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -29,15 +31,12 @@ func execCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := g.dial()
-			if err != nil {
+			var resp *sqlraftv1.ExecuteResponse
+			err = g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+				resp, err = sqlraftv1.NewDatabaseServiceClient(conn).Execute(ctx,
+					&sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{stmt}, Transaction: tx})
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := g.callContext(cmd.Context())
-			defer cancel()
-			resp, err := sqlraftv1.NewDatabaseServiceClient(conn).Execute(ctx,
-				&sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{stmt}, Transaction: tx})
+			})
 			if err != nil {
 				return err
 			}
@@ -74,15 +73,12 @@ func queryCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := g.dial()
-			if err != nil {
+			var resp *sqlraftv1.QueryResponse
+			err = g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+				resp, err = sqlraftv1.NewDatabaseServiceClient(conn).Query(ctx, &sqlraftv1.QueryRequest{
+					Statements: []*sqlraftv1.Statement{stmt}, Consistency: level, Freshness: durationpb.New(freshness)})
 				return err
-			}
-			defer conn.Close()
-			ctx, cancel := g.callContext(cmd.Context())
-			defer cancel()
-			resp, err := sqlraftv1.NewDatabaseServiceClient(conn).Query(ctx, &sqlraftv1.QueryRequest{
-				Statements: []*sqlraftv1.Statement{stmt}, Consistency: level, Freshness: durationpb.New(freshness)})
+			})
 			if err != nil {
 				return err
 			}
