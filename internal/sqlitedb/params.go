@@ -21,34 +21,15 @@ type placeholders struct {
 func scanPlaceholders(sql string) placeholders {
 	p := placeholders{named: map[string]bool{}}
 	inStatement := false
-	next := 0          // index of the last positional placeholder seen
 	depthBeginEnd := 0 // CREATE TRIGGER bodies hold ';' inside BEGIN ... END
 	var words []string
 	for i := 0; i < len(sql); {
+		if j, code := skipNonCode(sql, i); j > i {
+			i, inStatement = j, inStatement || code
+			continue
+		}
 		c := sql[i]
 		switch {
-		case c == '\'' || c == '"' || c == '`':
-			i = skipQuoted(sql, i, c)
-			inStatement = true
-		case c == '[':
-			if j := strings.IndexByte(sql[i:], ']'); j >= 0 {
-				i += j + 1
-			} else {
-				i = len(sql)
-			}
-			inStatement = true
-		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			if j := strings.IndexByte(sql[i:], '\n'); j >= 0 {
-				i += j + 1
-			} else {
-				i = len(sql)
-			}
-		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			if j := strings.Index(sql[i+2:], "*/"); j >= 0 {
-				i += j + 4
-			} else {
-				i = len(sql)
-			}
 		case c == ';':
 			if depthBeginEnd == 0 {
 				if inStatement {
@@ -58,29 +39,15 @@ func scanPlaceholders(sql string) placeholders {
 				words = words[:0]
 			}
 			i++
+			continue
 		case c == '?':
-			j := i + 1
-			for j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
-				j++
-			}
-			if j > i+1 {
-				n, _ := strconv.Atoi(sql[i+1 : j])
-				next = n
-			} else {
-				next = p.positional + 1
-			}
-			if next > p.positional {
-				p.positional = next
-			}
-			inStatement = true
-			i = j
+			i = p.positionalAt(sql, i)
 		case (c == ':' || c == '@' || c == '$') && i+1 < len(sql) && isIdentByte(sql[i+1]):
 			j := i + 1
 			for j < len(sql) && (isIdentByte(sql[j]) || (c == '$' && sql[j] == ':')) {
 				j++
 			}
 			p.named[sql[i+1:j]] = true
-			inStatement = true
 			i = j
 		case isIdentByte(c):
 			j := i
@@ -90,20 +57,63 @@ func scanPlaceholders(sql string) placeholders {
 			w := strings.ToUpper(sql[i:j])
 			words = append(words, w)
 			depthBeginEnd = trackTriggerBody(words, w, depthBeginEnd)
-			inStatement = true
 			i = j
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
-			i++
 		default:
-			inStatement = true
 			i++
 		}
+		inStatement = true
 	}
 	if inStatement {
 		p.statements++
 	}
 	p.blank = p.statements == 0
 	return p
+}
+
+// positionalAt records the ? or ?NNN placeholder at sql[i] and returns the
+// index after it. A bare ? takes the number after the largest so far, as in
+// SQLite.
+func (p *placeholders) positionalAt(sql string, i int) int {
+	j := i + 1
+	for j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+		j++
+	}
+	n := p.positional + 1
+	if j > i+1 {
+		n, _ = strconv.Atoi(sql[i+1 : j])
+	}
+	p.positional = max(p.positional, n)
+	return j
+}
+
+// skipNonCode returns the index after the literal, quoted identifier,
+// comment or white space at sql[i] (or i if there is none there), and
+// whether what it skipped is part of a statement (literals are; comments and
+// white space are not).
+func skipNonCode(sql string, i int) (int, bool) {
+	c := sql[i]
+	switch {
+	case c == '\'' || c == '"' || c == '`':
+		return skipQuoted(sql, i, c), true
+	case c == '[':
+		if j := strings.IndexByte(sql[i:], ']'); j >= 0 {
+			return i + j + 1, true
+		}
+		return len(sql), true
+	case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+		if j := strings.IndexByte(sql[i:], '\n'); j >= 0 {
+			return i + j + 1, false
+		}
+		return len(sql), false
+	case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+		if j := strings.Index(sql[i+2:], "*/"); j >= 0 {
+			return i + j + 4, false
+		}
+		return len(sql), false
+	case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		return i + 1, false
+	}
+	return i, false
 }
 
 // trackTriggerBody counts BEGIN/END nesting inside CREATE TRIGGER so that the
