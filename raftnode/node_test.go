@@ -12,8 +12,8 @@ import (
 	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
-	"github.com/sqlraft/sqlraft/internal/testcluster"
 	"github.com/sqlraft/sqlraft/raftnode"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 func stmts(sql ...string) []*sqlraftv1.Statement {
@@ -27,7 +27,7 @@ func stmts(sql ...string) []*sqlraftv1.Statement {
 // TestConcurrentLinearizableReadsShareRounds checks that many reads waiting
 // at once are confirmed by far fewer quorum rounds.
 func TestConcurrentLinearizableReadsShareRounds(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	leader := c.Leader().Raft
 	before := leader.Status()
 	const reads = 64
@@ -54,7 +54,7 @@ func TestConcurrentLinearizableReadsShareRounds(t *testing.T) {
 
 // TestLinearizableReadOnFollowerFails checks that a follower refuses.
 func TestLinearizableReadOnFollowerFails(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	f := c.Followers()[0].Raft
 	if _, err := f.LinearizableRead(context.Background()); err != raftnode.ErrNotLeader {
 		t.Fatalf("got %v, want ErrNotLeader", err)
@@ -80,7 +80,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	fsm, err := raftnode.NewFSM(db, t.TempDir(), testcluster.Logger())
+	fsm, err := raftnode.NewFSM(db, t.TempDir(), servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatalf("%d rows, want 2 (1 and 3; the failed transaction's 2 rolled back)", n)
 	}
 	// A new FSM on the same file knows where it is and skips a replay.
-	fsm2, err := raftnode.NewFSM(db, t.TempDir(), testcluster.Logger())
+	fsm2, err := raftnode.NewFSM(db, t.TempDir(), servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,9 +4,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-race_pkgs=(./raftnode/... ./server/... ./internal/testcluster/...)
+race_pkgs=(./raftnode/... ./server/... )
 [ -d snapshot ] && race_pkgs+=(./snapshot/...)
-other_pkgs=$(go list ./... | grep -v -e '/raftnode' -e '/server' -e '/snapshot' -e '/internal/testcluster' || true)
+other_pkgs=$(go list ./... | grep -v -e '/raftnode' -e '/server' -e '/snapshot'  || true)
 echo "== go vet"
 go vet ./...
 echo "== go test -race ${race_pkgs[*]}"

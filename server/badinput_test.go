@@ -10,15 +10,15 @@ import (
 	"google.golang.org/grpc/codes"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/testcluster"
 	"github.com/sqlraft/sqlraft/server"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 // TestBadInput sends each kind of bad request through a follower (so that
 // forwarding is exercised too) and checks the status code, then that the
 // data written before is intact and nothing of the bad requests landed.
 func TestBadInput(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{Server: func(_ int, o *server.Options) { o.MaxRecvMsgBytes = 1 << 20 }})
+	c := servertest.New(t, 3, servertest.Options{Server: func(_ int, o *server.Options) { o.MaxRecvMsgBytes = 1 << 20 }})
 	leader := c.Leader()
 	exec(t, leader, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)"), st("INSERT INTO t(v) VALUES('keep')"))
 	sumBefore := c.WaitConverged(10 * time.Second)
@@ -91,7 +91,7 @@ func TestBadInput(t *testing.T) {
 // transaction each statement stands alone; with one, the first error rolls
 // the whole request back and later statements say they did not run.
 func TestSQLErrorsAndTransactions(t *testing.T) {
-	c := testcluster.New(t, 1, testcluster.Options{})
+	c := servertest.New(t, 1, servertest.Options{})
 	n := c.Leader()
 	exec(t, n, st("CREATE TABLE t(v TEXT UNIQUE)"), st("INSERT INTO t VALUES('a')"))
 	resp, err := n.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
@@ -119,7 +119,7 @@ func TestSQLErrorsAndTransactions(t *testing.T) {
 
 // TestRequestAndQueryStream covers the mixed Request RPC and streaming.
 func TestRequestAndQueryStream(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	f := c.Followers()[0]
 	resp, err := f.DB().Request(ctx(t), &sqlraftv1.RequestRequest{Statements: []*sqlraftv1.Statement{
 		st("CREATE TABLE s(i INTEGER)"),
@@ -170,7 +170,7 @@ func TestRequestAndQueryStream(t *testing.T) {
 
 // TestSingleNodeRestartKeepsData restarts a node on its data directory.
 func TestSingleNodeRestartKeepsData(t *testing.T) {
-	c := testcluster.New(t, 1, testcluster.Options{})
+	c := servertest.New(t, 1, servertest.Options{})
 	n := c.Leader()
 	exec(t, n, st("CREATE TABLE t(v)"))
 	for i := 0; i < 20; i++ {

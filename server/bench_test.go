@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/testcluster"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 // BenchmarkQuery measures one point read over gRPC on a one-node cluster at
 // each consistency level: go test ./server -run '^$' -bench Query
 func BenchmarkQuery(b *testing.B) {
-	c := testcluster.New(b, 1, testcluster.Options{})
+	c := servertest.New(b, 1, servertest.Options{})
 	n := c.Leader()
 	if _, err := n.DB().Execute(context.Background(), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
 		{Sql: "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"}, {Sql: "INSERT INTO t VALUES(1, 'x')"}}}); err != nil {
@@ -33,7 +33,7 @@ func BenchmarkQuery(b *testing.B) {
 // BenchmarkExecute measures one single-row insert over gRPC on a one-node
 // cluster: go test ./server -run '^$' -bench Execute
 func BenchmarkExecute(b *testing.B) {
-	c := testcluster.New(b, 1, testcluster.Options{})
+	c := servertest.New(b, 1, servertest.Options{})
 	n := c.Leader()
 	if _, err := n.DB().Execute(context.Background(), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
 		{Sql: "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"}}}); err != nil {

@@ -10,12 +10,12 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/testcluster"
 	"github.com/sqlraft/sqlraft/server"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 func TestThreeNodeCluster(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	leader := c.Leader()
 	followers := c.Followers()
 	exec(t, leader, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"))
@@ -60,7 +60,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	t.Logf("converged at checksum %s", sum)
 }
 
-func indexOf(c *testcluster.Cluster, n *testcluster.Node) int {
+func indexOf(c *servertest.Cluster, n *servertest.Node) int {
 	for i, m := range c.Nodes {
 		if m == n {
 			return i
@@ -70,7 +70,7 @@ func indexOf(c *testcluster.Cluster, n *testcluster.Node) int {
 }
 
 func TestConcurrentWritersLoseNothing(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	exec(t, c.Leader(), st("CREATE TABLE w(id INTEGER PRIMARY KEY, client INTEGER, seq INTEGER)"))
 	const clients, each = 16, 20
 	var wg sync.WaitGroup
@@ -104,7 +104,7 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 }
 
 func TestDeterministicFunctionsViaFollower(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	f := c.Followers()[0]
 	exec(t, f, st(`CREATE TABLE d(id INTEGER PRIMARY KEY, r INTEGER, b BLOB, dt TEXT, ts TEXT, cd TEXT, ct TEXT,
 		jd REAL, ue INTEGER, sf TEXT, dflt TEXT DEFAULT CURRENT_TIMESTAMP, dflt2 TEXT DEFAULT (datetime('now', 'subsec')))`))
@@ -128,7 +128,7 @@ func TestDeterministicFunctionsViaFollower(t *testing.T) {
 }
 
 func TestNoForwardNamesTheLeader(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	leader, f := c.Leader(), c.Followers()[0]
 	mctx := metadata.AppendToOutgoingContext(ctx(t), server.MetadataNoForward, "true")
 	_, err := f.DB().Execute(mctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("CREATE TABLE x(a)")}})
@@ -149,7 +149,7 @@ func TestNoForwardNamesTheLeader(t *testing.T) {
 }
 
 func TestNoLeaderAndFreshness(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{})
+	c := servertest.New(t, 3, servertest.Options{})
 	leader := c.Leader()
 	exec(t, leader, st("CREATE TABLE t(a)"))
 	c.WaitConverged(10 * time.Second)

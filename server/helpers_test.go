@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/testcluster"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 func ctx(t *testing.T) context.Context {
@@ -36,7 +36,7 @@ var levels = []sqlraftv1.ReadConsistency{
 }
 
 // exec runs statements through node n and fails the test on any error.
-func exec(t *testing.T, n *testcluster.Node, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
+func exec(t *testing.T, n *servertest.Node, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
 	t.Helper()
 	resp, err := n.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: stmts})
 	if err != nil {
@@ -51,7 +51,7 @@ func exec(t *testing.T, n *testcluster.Node, stmts ...*sqlraftv1.Statement) *sql
 }
 
 // count returns SELECT count(*) FROM table at level through node n.
-func count(t *testing.T, n *testcluster.Node, table string, level sqlraftv1.ReadConsistency) int64 {
+func count(t *testing.T, n *servertest.Node, table string, level sqlraftv1.ReadConsistency) int64 {
 	t.Helper()
 	resp, err := n.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT count(*) FROM " + table)},
 		Consistency: level})

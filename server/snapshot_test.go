@@ -5,15 +5,15 @@ import (
 	"time"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/testcluster"
 	"github.com/sqlraft/sqlraft/raftnode"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 // TestLaggingFollowerInstallsSnapshot stops a follower, writes until the
 // leader has truncated its log past the follower's position, and restarts
 // the follower: it can only catch up by installing a snapshot.
 func TestLaggingFollowerInstallsSnapshot(t *testing.T) {
-	c := testcluster.New(t, 3, testcluster.Options{Configure: func(_ int, cfg *raftnode.Config) {
+	c := servertest.New(t, 3, servertest.Options{Configure: func(_ int, cfg *raftnode.Config) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 20, 5, 100*time.Millisecond
 	}})
 	leader := c.Leader()

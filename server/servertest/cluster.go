@@ -1,8 +1,8 @@
-// Package testcluster runs real sqlraft clusters inside a test process: each
+// Package servertest runs real sqlraft clusters inside a test process: each
 // node has its own data directory, a Raft gRPC server and a client gRPC
 // server on 127.0.0.1 ports, and tests talk to it with the generated
 // clients, exactly as a user would.
-package testcluster
+package servertest
 
 import (
 	"context"
