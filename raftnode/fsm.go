@@ -40,9 +40,12 @@ type FSM struct {
 	logger *slog.Logger
 
 	applied atomic.Uint64
-	notify  chan struct{} // closed and replaced whenever applied advances
-	mu      sync.Mutex    // guards notify and nodes
-	nodes   map[string]string
+	// batches and entries count SQLite transactions and the command
+	// entries applied in them, since start.
+	batches, entries atomic.Uint64
+	notify           chan struct{} // closed and replaced whenever applied advances
+	mu               sync.Mutex    // guards notify and nodes
+	nodes            map[string]string
 }
 
 // NewFSM returns an FSM over db, positioned at the index db records.
@@ -71,6 +74,10 @@ func (f *FSM) reload() error {
 	f.setApplied(pos.Index)
 	return nil
 }
+
+// Batching reports how many entries the FSM has applied and in how many
+// SQLite transactions, since start.
+func (f *FSM) Batching() (entries, transactions uint64) { return f.entries.Load(), f.batches.Load() }
 
 // Applied is the index of the last entry the database reflects.
 func (f *FSM) Applied() uint64 { return f.applied.Load() }
@@ -169,6 +176,8 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	f.batches.Add(1)
+	f.entries.Add(uint64(len(logs)))
 	if nodesChanged {
 		if err := f.reload(); err != nil {
 			f.logger.Error("reload node table", "err", err)

@@ -24,6 +24,9 @@ type Status struct {
 	// leadership confirmation rounds they shared, since start.
 	LinearizableReads uint64
 	ReadIndexRounds   uint64
+	// AppliedEntries and ApplyTransactions count entries applied and the
+	// SQLite transactions they shared, since start.
+	AppliedEntries, ApplyTransactions uint64
 }
 
 // Status reports the node's state.
@@ -35,6 +38,7 @@ func (n *Node) Status() Status {
 		FirstLogIndex: first, RaftAddress: n.cfg.RaftAdvertise, GRPCAddress: n.cfg.GRPCAdvertise,
 		DBSize: n.db.Size(), LinearizableReads: n.reads.reads.Load(), ReadIndexRounds: n.reads.confirmations.Load(),
 	}
+	st.AppliedEntries, st.ApplyTransactions = n.fsm.Batching()
 	if lc := n.raft.LastContact(); !lc.IsZero() {
 		st.LastContact = time.Since(lc)
 	}

@@ -123,6 +123,7 @@ func (c *cluster) Status(_ context.Context, _ *sqlraftv1.StatusRequest) (*sqlraf
 		LastContact: durationpb.New(st.LastContact), DbSizeBytes: st.DBSize,
 		Snapshot: c.s.snapshotStatus(), Version: version.Version,
 		LinearizableReads: st.LinearizableReads, ReadIndexRounds: st.ReadIndexRounds,
+		AppliedEntries: st.AppliedEntries, ApplyTransactions: st.ApplyTransactions,
 	}, nil
 }
 

@@ -96,6 +96,11 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.WaitConverged(10 * time.Second)
+	entries, txs := c.Leader().Raft.FSM().Batching()
+	t.Logf("leader applied %d entries in %d SQLite transactions", entries, txs)
+	if txs >= entries {
+		t.Errorf("%d entries took %d transactions: concurrent writes were not batched", entries, txs)
+	}
 	for _, n := range c.Nodes {
 		if got := count(t, n, "w", sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE); got != clients*each {
 			t.Errorf("%s: %d rows, want %d", n.ID, got, clients*each)

@@ -536,6 +536,10 @@ type StatusResponse struct {
 	// shared, since start.
 	LinearizableReads uint64 `protobuf:"varint,15,opt,name=linearizable_reads,json=linearizableReads,proto3" json:"linearizable_reads,omitempty"`
 	ReadIndexRounds   uint64 `protobuf:"varint,16,opt,name=read_index_rounds,json=readIndexRounds,proto3" json:"read_index_rounds,omitempty"`
+	// Log entries applied, and the SQLite transactions they were applied in
+	// (concurrent writes share transactions), since start.
+	AppliedEntries    uint64 `protobuf:"varint,17,opt,name=applied_entries,json=appliedEntries,proto3" json:"applied_entries,omitempty"`
+	ApplyTransactions uint64 `protobuf:"varint,18,opt,name=apply_transactions,json=applyTransactions,proto3" json:"apply_transactions,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -678,6 +682,20 @@ func (x *StatusResponse) GetLinearizableReads() uint64 {
 func (x *StatusResponse) GetReadIndexRounds() uint64 {
 	if x != nil {
 		return x.ReadIndexRounds
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetAppliedEntries() uint64 {
+	if x != nil {
+		return x.AppliedEntries
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetApplyTransactions() uint64 {
+	if x != nil {
+		return x.ApplyTransactions
 	}
 	return 0
 }
@@ -1172,7 +1190,7 @@ const file_sqlraft_v1_cluster_proto_rawDesc = "" +
 	"\treachable\x18\x06 \x01(\bR\treachable\x12<\n" +
 	"\flast_contact\x18\a \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12#\n" +
 	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\"\x0f\n" +
-	"\rStatusRequest\"\xf2\x04\n" +
+	"\rStatusRequest\"\xca\x05\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
@@ -1190,7 +1208,9 @@ const file_sqlraft_v1_cluster_proto_rawDesc = "" +
 	"\bsnapshot\x18\r \x01(\v2\x1a.sqlraft.v1.SnapshotStatusR\bsnapshot\x12\x18\n" +
 	"\aversion\x18\x0e \x01(\tR\aversion\x12-\n" +
 	"\x12linearizable_reads\x18\x0f \x01(\x04R\x11linearizableReads\x12*\n" +
-	"\x11read_index_rounds\x18\x10 \x01(\x04R\x0freadIndexRounds\"\xd9\x01\n" +
+	"\x11read_index_rounds\x18\x10 \x01(\x04R\x0freadIndexRounds\x12'\n" +
+	"\x0fapplied_entries\x18\x11 \x01(\x04R\x0eappliedEntries\x12-\n" +
+	"\x12apply_transactions\x18\x12 \x01(\x04R\x11applyTransactions\"\xd9\x01\n" +
 	"\x0eSnapshotStatus\x126\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x18.sqlraft.v1.SnapshotInfoR\tsnapshots\x12\x1f\n" +
 	"\vleases_held\x18\x02 \x01(\rR\n" +
