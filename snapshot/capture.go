@@ -122,7 +122,14 @@ func (s *Store) copyWAL(f *fsmSnapshot) error {
 		return err
 	}
 	f.wal = hw.entry("wal-000")
-	return dst.Close()
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	if hw.n == 0 { // no frames since the last snapshot: nothing to keep
+		s.fs.Remove(f.walPath)
+		f.walPath = ""
+	}
+	return nil
 }
 
 // checkpoint checkpoints the live database and records the outcome.

@@ -96,7 +96,7 @@ func (s *Store) planLocked() (*journal, []string, error) {
 			}
 		}
 	}
-	if len(j.WALs) == 0 {
+	if len(chain) == 1 && len(j.WALs) == 0 {
 		return nil, nil, nil
 	}
 	if j.Base != j.Target.ID {

@@ -454,3 +454,19 @@ func TestStreamRevokedWhenIdle(t *testing.T) {
 	}
 	rc.Close()
 }
+
+func TestSnapshotWithoutWrites(t *testing.T) {
+	e := newEnv(t, Options{ConsolidateAfter: -1})
+	e.mustSnapshot(false)
+	e.index++ // an entry that did not touch the database (a configuration change)
+	in := e.mustSnapshot(false)
+	if in.Kind != KindIncremental || in.Size != 0 {
+		t.Fatalf("snapshot with no writes: %+v", in)
+	}
+	if e.restoredChecksum(in.ID) != e.checksum() {
+		t.Fatal("restore differs")
+	}
+	if err := e.store.Consolidate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
