@@ -43,6 +43,7 @@ type FSM struct {
 	// batches and entries count SQLite transactions and the command
 	// entries applied in them, since start.
 	batches, entries atomic.Uint64
+	restores         atomic.Uint64 // snapshots installed
 	notify           chan struct{} // closed and replaced whenever applied advances
 	mu               sync.Mutex    // guards notify and nodes
 	nodes            map[string]string
@@ -78,6 +79,9 @@ func (f *FSM) reload() error {
 // Batching reports how many entries the FSM has applied and in how many
 // SQLite transactions, since start.
 func (f *FSM) Batching() (entries, transactions uint64) { return f.entries.Load(), f.batches.Load() }
+
+// Restores is how many snapshots the FSM has installed since start.
+func (f *FSM) Restores() uint64 { return f.restores.Load() }
 
 // Applied is the index of the last entry the database reflects.
 func (f *FSM) Applied() uint64 { return f.applied.Load() }

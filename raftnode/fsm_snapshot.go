@@ -73,5 +73,6 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		os.Remove(path)
 		return fmt.Errorf("install snapshot: %w", err)
 	}
+	f.restores.Add(1)
 	return f.reload()
 }

@@ -104,7 +104,7 @@ func (n *Node) open() error {
 	if err := n.startTransport(); err != nil {
 		return err
 	}
-	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logStore, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
+	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, compactedWAL{n.logStore}, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.reads = newReadIndex(n.raft, n.fsm)

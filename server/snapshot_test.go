@@ -37,6 +37,9 @@ func TestLaggingFollowerInstallsSnapshot(t *testing.T) {
 	rows := count(t, leader, "t", sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE)
 	c.Restart(lag)
 	c.WaitConverged(30 * time.Second)
+	if got := c.Nodes[lag].Raft.FSM().Restores(); got == 0 {
+		t.Fatal("the follower caught up without installing a snapshot")
+	}
 	if got := count(t, c.Nodes[lag], "t", sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE); got != rows {
 		t.Fatalf("restarted follower has %d rows, want %d", got, rows)
 	}
