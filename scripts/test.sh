@@ -14,3 +14,13 @@ go test -race -count=1 -timeout 20m "${race_pkgs[@]}"
 echo "== go test (other packages)"
 # shellcheck disable=SC2086
 go test -count=1 -timeout 10m $other_pkgs
+echo "== deploy module: manifests decoded strictly into Kubernetes types"
+(cd deploy && go vet ./... && go test -count=1 ./...)
+echo "== end-to-end on Docker containers (prints SKIP when no engine answers)"
+go vet -tags e2e ./test/e2e/...
+e2e_log=$(mktemp)
+rc=0
+go test -tags e2e -count=1 -timeout 20m -v ./test/e2e/ >"$e2e_log" 2>&1 || rc=$?
+grep -v '^time=' "$e2e_log" || true
+rm -f "$e2e_log"
+exit "$rc"

@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"google.golang.org/grpc"
+
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/version"
 )
@@ -23,11 +25,9 @@ func (c *cluster) Join(ctx context.Context, req *sqlraftv1.JoinRequest) (*sqlraf
 		return nil, invalid("id and raft_address are required")
 	}
 	if !c.s.node.IsLeader() {
-		conn, fctx, err := c.s.toLeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sqlraftv1.NewClusterServiceClient(conn).Join(fctx, req)
+		return forward(c.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.JoinResponse, error) {
+			return sqlraftv1.NewClusterServiceClient(conn).Join(fctx, req)
+		})
 	}
 	if err := c.s.node.Join(ctx, req.GetId(), req.GetRaftAddress(), req.GetGrpcAddress(), !req.GetNonVoter()); err != nil {
 		return nil, c.s.toStatus(err)
@@ -41,11 +41,9 @@ func (c *cluster) Remove(ctx context.Context, req *sqlraftv1.RemoveRequest) (*sq
 		return nil, invalid("id is required")
 	}
 	if !c.s.node.IsLeader() {
-		conn, fctx, err := c.s.toLeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sqlraftv1.NewClusterServiceClient(conn).Remove(fctx, req)
+		return forward(c.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.RemoveResponse, error) {
+			return sqlraftv1.NewClusterServiceClient(conn).Remove(fctx, req)
+		})
 	}
 	if err := c.s.node.Remove(ctx, req.GetId()); err != nil {
 		return nil, c.s.toStatus(err)
@@ -56,11 +54,9 @@ func (c *cluster) Remove(ctx context.Context, req *sqlraftv1.RemoveRequest) (*sq
 // TransferLeadership implements ClusterService.TransferLeadership.
 func (c *cluster) TransferLeadership(ctx context.Context, req *sqlraftv1.TransferLeadershipRequest) (*sqlraftv1.TransferLeadershipResponse, error) {
 	if !c.s.node.IsLeader() {
-		conn, fctx, err := c.s.toLeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sqlraftv1.NewClusterServiceClient(conn).TransferLeadership(fctx, req)
+		return forward(c.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.TransferLeadershipResponse, error) {
+			return sqlraftv1.NewClusterServiceClient(conn).TransferLeadership(fctx, req)
+		})
 	}
 	if err := c.s.node.TransferLeadership(ctx, req.GetId()); err != nil {
 		return nil, c.s.toStatus(err)

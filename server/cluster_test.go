@@ -187,3 +187,33 @@ func TestNoLeaderAndFreshness(t *testing.T) {
 		return nil
 	})
 }
+
+// TestForwardedCallEndsWhenLeaderChanges runs a long read through a
+// follower, moves leadership away from the node serving it, and expects the
+// client to hear UNAVAILABLE promptly rather than at its deadline.
+func TestForwardedCallEndsWhenLeaderChanges(t *testing.T) {
+	c := servertest.New(t, 3, servertest.Options{})
+	leader, f := c.Leader(), c.Followers()[0]
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := f.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{
+			st("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1e10) SELECT count(*) FROM n")},
+			Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := leader.Raft.TransferLeadership(ctx(t), f.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		wantCode(t, err, codes.Unavailable)
+		if info := errorInfo(err); info == nil || info.GetReason() != server.ReasonOutcomeUnknown {
+			t.Errorf("error info %v", info)
+		}
+		t.Logf("forwarded call ended %v after start", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("forwarded call still running 10 s after leadership moved")
+	}
+}

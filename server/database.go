@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 
+	"google.golang.org/grpc"
+
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 )
@@ -22,11 +24,9 @@ func (d *database) Execute(ctx context.Context, req *sqlraftv1.ExecuteRequest) (
 		return nil, err
 	}
 	if !d.s.node.IsLeader() {
-		conn, fctx, err := d.s.toLeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sqlraftv1.NewDatabaseServiceClient(conn).Execute(fctx, req)
+		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.ExecuteResponse, error) {
+			return sqlraftv1.NewDatabaseServiceClient(conn).Execute(fctx, req)
+		})
 	}
 	applied, err := d.s.node.Write(ctx, &sqlraftv1.RequestRequest{Statements: req.GetStatements(), Transaction: req.GetTransaction()})
 	if err != nil {
@@ -54,11 +54,9 @@ func (d *database) Query(ctx context.Context, req *sqlraftv1.QueryRequest) (*sql
 		return nil, err
 	}
 	if d.s.mustForward(level) {
-		conn, fctx, err := d.s.toLeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sqlraftv1.NewDatabaseServiceClient(conn).Query(fctx, req)
+		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.QueryResponse, error) {
+			return sqlraftv1.NewDatabaseServiceClient(conn).Query(fctx, req)
+		})
 	}
 	results, index, err := d.s.read(ctx, level, req)
 	if err != nil {
@@ -90,11 +88,9 @@ func (d *database) Request(ctx context.Context, req *sqlraftv1.RequestRequest) (
 		return resp, nil
 	}
 	if !d.s.node.IsLeader() {
-		conn, fctx, err := d.s.toLeader(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return sqlraftv1.NewDatabaseServiceClient(conn).Request(fctx, req)
+		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.RequestResponse, error) {
+			return sqlraftv1.NewDatabaseServiceClient(conn).Request(fctx, req)
+		})
 	}
 	applied, err := d.s.node.Write(ctx, &sqlraftv1.RequestRequest{Statements: req.GetStatements(), Transaction: req.GetTransaction()})
 	if err != nil {
@@ -146,26 +142,25 @@ func (d *database) QueryStream(req *sqlraftv1.QueryStreamRequest, stream sqlraft
 }
 
 func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStreamRequest, stream sqlraftv1.DatabaseService_QueryStreamServer) error {
-	conn, fctx, err := d.s.toLeader(ctx)
-	if err != nil {
-		return err
-	}
-	up, err := sqlraftv1.NewDatabaseServiceClient(conn).QueryStream(fctx, req)
-	if err != nil {
-		return err
-	}
-	for {
-		msg, err := up.Recv()
+	_, err := forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (struct{}, error) {
+		up, err := sqlraftv1.NewDatabaseServiceClient(conn).QueryStream(fctx, req)
 		if err != nil {
+			return struct{}{}, err
+		}
+		for {
+			msg, err := up.Recv()
 			if errors.Is(err, io.EOF) {
-				return nil
+				return struct{}{}, nil
 			}
-			return err
+			if err != nil {
+				return struct{}{}, err
+			}
+			if err := stream.Send(msg); err != nil {
+				return struct{}{}, err
+			}
 		}
-		if err := stream.Send(msg); err != nil {
-			return err
-		}
-	}
+	})
+	return err
 }
 
 // read runs a Query's statements at level (this node serves it).

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -33,9 +36,14 @@ type forwarder struct {
 	opts  []grpc.DialOption
 }
 
+// Keepalive on forwarding connections, so a leader that vanished without
+// closing its connections (a killed container) is noticed.
+var forwardKeepalive = keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}
+
 func newForwarder(opts []grpc.DialOption) *forwarder {
 	return &forwarder{conns: map[string]*grpc.ClientConn{},
-		opts: append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)}
+		opts: append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithKeepaliveParams(forwardKeepalive)}, opts...)}
 }
 
 func (f *forwarder) conn(addr string) (*grpc.ClientConn, error) {
@@ -61,25 +69,58 @@ func (f *forwarder) close() {
 	}
 }
 
-// toLeader returns a connection to the leader and the context to call it
-// with, or the status to answer when the request must not be forwarded.
-func (s *Server) toLeader(ctx context.Context) (*grpc.ClientConn, context.Context, error) {
+// errLeaderChanged cancels a forwarded call whose target stopped leading.
+var errLeaderChanged = errors.New("leader changed")
+
+// forward runs call against the leader, or returns the status to answer
+// when the request must not be forwarded. The call carries the caller's
+// deadline. If this node sees leadership move away from the target while
+// the call runs (the leader died, say, and its connection went silent), the
+// call is cancelled and the client gets UNAVAILABLE at once rather than at
+// its deadline.
+func forward[T any](s *Server, ctx context.Context, call func(context.Context, *grpc.ClientConn) (T, error)) (T, error) {
+	var zero T
 	md, _ := metadata.FromIncomingContext(ctx)
 	id, addr := s.leaderAddress(ctx)
 	if id == "" {
-		return nil, nil, s.toStatus(raftnode.ErrNoLeader)
+		return zero, s.toStatus(raftnode.ErrNoLeader)
 	}
 	if first(md, MetadataNoForward) == "true" || first(md, metadataForwarded) != "" || id == s.node.ID() {
-		return nil, nil, s.toStatus(raftnode.ErrNotLeader)
+		return zero, s.toStatus(raftnode.ErrNotLeader)
 	}
 	if addr == "" {
-		return nil, nil, status.Errorf(codes.Unavailable, "leader %s has not published its client address yet; retry shortly", id)
+		return zero, status.Errorf(codes.Unavailable, "leader %s has not published its client address yet; retry shortly", id)
 	}
 	conn, err := s.fwd.conn(addr)
 	if err != nil {
-		return nil, nil, status.Errorf(codes.Unavailable, "dial leader %s at %s: %v", id, addr, err)
+		return zero, status.Errorf(codes.Unavailable, "dial leader %s at %s: %v", id, addr, err)
 	}
-	return conn, metadata.AppendToOutgoingContext(ctx, metadataForwarded, s.node.ID()), nil
+	fctx, cancel := context.WithCancelCause(metadata.AppendToOutgoingContext(ctx, metadataForwarded, s.node.ID()))
+	defer cancel(nil)
+	go s.watchLeader(fctx, id, cancel)
+	resp, err := call(fctx, conn)
+	if err != nil && errors.Is(context.Cause(fctx), errLeaderChanged) && ctx.Err() == nil {
+		return zero, withInfo(codes.Unavailable, fmt.Sprintf("leader %s stopped leading while the request was forwarded to it; "+
+			"a write's outcome is unknown", id), ReasonOutcomeUnknown, nil)
+	}
+	return resp, err
+}
+
+// watchLeader cancels ctx when this node stops seeing id as the leader.
+func (s *Server) watchLeader(ctx context.Context, id string, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if now, _ := s.node.Leader(); now != id {
+				cancel(errLeaderChanged)
+				return
+			}
+		}
+	}
 }
 
 func first(md metadata.MD, key string) string {

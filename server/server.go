@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -72,6 +73,8 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.opts.MaxRecvMsgBytes),
+		// Accept the keepalive pings other nodes' forwarding connections send.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.UnaryServerInterceptor(rec)),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec)),
 	}, extra...)
