@@ -39,8 +39,11 @@ var captureSeq atomic.Uint64
 // snapshot, then a checkpoint) unless fullRequired is set or the store
 // needs a full one: first snapshot since start, after an incomplete
 // checkpoint, a failed or abandoned Persist, a Restore, or any change of
-// the live file outside the chain. A full capture checkpoints and pins the
+// the live file outside the chain. A full capture checkpoints the
 // database; Persist then copies the file while writes go on into the WAL.
+// Nothing here waits for Install or Replace, which matters: Raft's
+// follower blocks its main loop on FSM.Restore while its snapshot
+// goroutine, between FSM.Snapshot and Persist, waits for that main loop.
 //
 // The database must run with AutoCheckpoint < 0. The returned
 // FSMSnapshot's Persist only accepts sinks of this store.
@@ -186,11 +189,19 @@ func (s *Store) captureFull(f *fsmSnapshot) error {
 			return err
 		}
 	}
-	pin, err := f.db.Pin()
+	// Persist copies the file later, while writes go on into the WAL. Only a
+	// checkpoint changes the file, and none runs before Release (Raft takes
+	// one snapshot at a time and Capture refuses overlap) except the one
+	// SQLite does when the connections close: Replace or Close. Persist
+	// checks for both (generation and file identity) around its copy.
+	s.liveMu.Lock()
+	f.gen = s.liveGen
+	s.liveMu.Unlock()
+	st, err := statLive(f.db.Path())
 	if err != nil {
 		return err
 	}
-	f.pin = pin
+	f.stat = st
 	return s.step("capture.copied")
 }
 
@@ -202,7 +213,8 @@ type fsmSnapshot struct {
 	parent  string
 	walPath string // captured WAL copy, if any
 	wal     fileEntry
-	pin     *sqlitedb.Pin // full: keeps the live file stable until Release
+	gen     uint64   // full: the store's live generation at capture
+	stat    liveStat // full: the live file as the capture left it
 
 	persisted bool
 	released  bool
@@ -240,7 +252,7 @@ func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (f *fsmSnapshot) place(k *Sink) error {
 	var files []fileEntry
 	if f.kind == KindFull {
-		e, err := f.s.copyLiveDB(f.db.Path(), filepath.Join(k.dir, "db"))
+		e, err := f.s.copyLiveDB(f, filepath.Join(k.dir, "db"))
 		if err != nil {
 			return err
 		}
@@ -260,9 +272,20 @@ func (f *fsmSnapshot) place(k *Sink) error {
 	return nil
 }
 
-// copyLiveDB copies the pinned live database file to dst, hashing it.
-func (s *Store) copyLiveDB(src, dst string) (fileEntry, error) {
-	in, err := s.fs.Open(src)
+// copyLiveDB copies the live database file to dst, hashing it. It holds
+// liveMu, so Install cannot swap the file during the copy, and fails if the
+// file was replaced or written since the capture.
+func (s *Store) copyLiveDB(f *fsmSnapshot, dst string) (fileEntry, error) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	changed := errors.New("live database replaced or checkpointed since the capture")
+	if s.liveGen != f.gen {
+		return fileEntry{}, changed
+	}
+	if st, err := statLive(f.stat.path); err != nil || st != f.stat {
+		return fileEntry{}, errors.Join(changed, err)
+	}
+	in, err := s.fs.Open(f.stat.path)
 	if err != nil {
 		return fileEntry{}, err
 	}
@@ -280,11 +303,15 @@ func (s *Store) copyLiveDB(src, dst string) (fileEntry, error) {
 		out.Close()
 		return fileEntry{}, err
 	}
+	if st, err := statLive(f.stat.path); err != nil || st != f.stat {
+		out.Close()
+		return fileEntry{}, errors.Join(changed, err)
+	}
 	return hw.entry("db"), out.Close()
 }
 
-// Release ends the snapshot: it unpins the database and, if Persist did not
-// complete, makes the next snapshot full.
+// Release ends the snapshot: if Persist did not complete, the next snapshot
+// will be full.
 func (f *fsmSnapshot) Release() {
 	if f.released {
 		return
@@ -300,8 +327,6 @@ func (f *fsmSnapshot) Release() {
 }
 
 func (f *fsmSnapshot) cleanup() {
-	f.pin.Release()
-	f.pin = nil
 	if f.walPath != "" {
 		f.s.fs.Remove(f.walPath)
 		f.walPath = ""

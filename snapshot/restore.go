@@ -89,6 +89,11 @@ func (s *Store) Install(db *sqlitedb.DB, rc io.ReadCloser) error {
 	s.requireFullLocked("database replaced by a restore")
 	s.live = liveStat{}
 	s.mu.Unlock()
+	// Wait for a full snapshot's copy of the live file in progress, and make
+	// any copy not yet started fail instead of reading the new file.
+	s.liveMu.Lock()
+	s.liveGen++
+	s.liveMu.Unlock()
 	if err := db.Replace(path); err != nil {
 		s.fs.Remove(path)
 		s.setErr(fmt.Errorf("replace database: %w", err))

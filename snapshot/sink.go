@@ -27,6 +27,7 @@ type Sink struct {
 	done     chan recvResult
 	adopted  bool
 	finished bool
+	closeErr error // outcome of the first Close
 }
 
 type recvResult struct {
@@ -132,12 +133,24 @@ func (k *Sink) adopt(kind Kind, parent string, files []fileEntry) {
 func (k *Sink) Close() error {
 	k.mu.Lock()
 	if k.finished {
+		// Raft closes the sink again after Persist closed it: report the
+		// first outcome.
+		err := k.closeErr
 		k.mu.Unlock()
-		return errors.New("snapshot sink already closed")
+		return err
 	}
 	k.finished = true
+	k.closeErr = errors.New("snapshot sink: closed while closing")
 	pw, done, adopted := k.pw, k.done, k.adopted
 	k.mu.Unlock()
+	err := k.complete(pw, done, adopted)
+	k.mu.Lock()
+	k.closeErr = err
+	k.mu.Unlock()
+	return err
+}
+
+func (k *Sink) complete(pw *asyncPipe, done chan recvResult, adopted bool) error {
 	switch {
 	case pw != nil:
 		pw.Close(nil)
@@ -168,6 +181,9 @@ func (k *Sink) Cancel() error {
 	k.mu.Lock()
 	already := k.finished
 	k.finished = true
+	if !already {
+		k.closeErr = fmt.Errorf("snapshot %s: cancelled", k.meta.ID)
+	}
 	pw, done := k.pw, k.done
 	k.mu.Unlock()
 	if already {

@@ -94,6 +94,11 @@ type Store struct {
 	consolAt time.Time
 	consolMu sync.Mutex
 
+	// liveMu is held while Persist copies the live database file and while
+	// Install bumps liveGen before swapping the file.
+	liveMu  sync.Mutex
+	liveGen uint64
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	kick   chan struct{}

@@ -470,3 +470,67 @@ func TestSnapshotWithoutWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSinkCloseTwice follows Raft, which closes the sink again after
+// Persist closed it, and may Cancel after a failed Persist.
+func TestSinkCloseTwice(t *testing.T) {
+	e := newEnv(t, Options{})
+	f, err := e.store.Capture(e.db, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release()
+	sink, _ := e.store.Create(1, e.index, 1, raft.Configuration{}, 0, nil)
+	if err := f.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatalf("second close: %v", err)
+	}
+	if err := sink.Cancel(); err != nil {
+		t.Fatalf("cancel after close: %v", err)
+	}
+	if _, err := e.store.Info(sink.ID()); err != nil {
+		t.Fatalf("snapshot gone after cancel-after-close: %v", err)
+	}
+	cancelled, _ := e.store.Create(1, e.index, 1, raft.Configuration{}, 0, nil)
+	cancelled.Cancel()
+	if err := cancelled.Close(); err == nil {
+		t.Fatal("close after cancel succeeded")
+	}
+}
+
+// TestInstallDuringPendingFullCapture: Raft's follower can restore while a
+// full capture awaits Persist (its snapshot goroutine waits on the main
+// loop, which waits on the restore). Install must not wait for Persist, and
+// Persist must then refuse to copy the replaced file.
+func TestInstallDuringPendingFullCapture(t *testing.T) {
+	leader := newEnv(t, Options{})
+	leader.write(20, 100)
+	in := leader.mustSnapshot(false)
+	follower := newEnv(t, Options{})
+	follower.write(5, 100)
+	f, err := follower.store.Capture(follower.db, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := leader.store.Open(in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := done(func() error { return follower.store.Install(follower.db, rc) })
+	assertDoneWithin(t, installed, 2*time.Second)
+	sink, _ := follower.store.Create(1, follower.index, 1, raft.Configuration{}, 0, nil)
+	if err := f.Persist(sink); err == nil {
+		t.Fatal("persisted a capture of a replaced database")
+	}
+	f.Release()
+	if follower.checksum() != leader.sums[in.Index] {
+		t.Fatal("follower differs from the installed snapshot")
+	}
+	follower.index = in.Index
+	follower.write(1, 10)
+	if in := follower.mustSnapshot(false); in.Kind != KindFull || follower.restoredChecksum(in.ID) != follower.checksum() {
+		t.Fatalf("snapshot after install: %+v", in)
+	}
+}

@@ -115,38 +115,6 @@ func scanCheckpoint(rows *sqlite3.SQLiteRows, res *CheckpointResult) error {
 	return nil
 }
 
-// Pin keeps the live database file stable for a reader outside SQLite (the
-// snapshot store copying it). While a Pin is held, Replace and Close wait,
-// so no connection closes (the last close of a WAL database checkpoints
-// into the file) and the file is not swapped. Checkpoints run only when the
-// FSM asks, and the store never asks while a copy is in progress.
-type Pin struct {
-	db   *DB
-	done bool
-}
-
-// Pin holds the database as described on Pin. It must be released with
-// Release; other reads and writes proceed meanwhile, but Replace or Close
-// block until Release, and while one of those is waiting new reads block too
-// (sync.RWMutex semantics), so hold pins only for a bounded copy.
-func (db *DB) Pin() (*Pin, error) {
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	return &Pin{db: db}, nil
-}
-
-// Release ends the pin. It is safe to call more than once.
-func (p *Pin) Release() {
-	if p == nil || p.done {
-		return
-	}
-	p.done = true
-	p.db.mu.RUnlock()
-}
-
 // CheckpointFile opens the SQLite database at path on a private connection,
 // which replays the WAL file next to it (path + "-wal") if there is one,
 // checkpoints it completely into the database file and closes, leaving a

@@ -1,0 +1,217 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+)
+
+// testFSM is the smallest FSM wired as raftnode wires the store: Apply
+// runs a statement on the writer, Snapshot is Capture, Restore is Install.
+type testFSM struct {
+	db    *sqlitedb.DB
+	store *Store
+}
+
+func (f *testFSM) Apply(l *raft.Log) any {
+	tx, err := f.db.Begin()
+	if err != nil {
+		return err
+	}
+	tx.SetClock(time.Unix(1700000000, 0), l.Index) // as the leader would fix them
+	if msg := tx.Run(&sqlraftv1.Statement{Sql: string(l.Data)}, false).GetExecute().GetError(); msg != "" {
+		tx.Rollback()
+		return fmt.Errorf("%s", msg)
+	}
+	if err := tx.SetApplied(sqlitedb.Position{Index: l.Index, Term: l.Term}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func (f *testFSM) Snapshot() (raft.FSMSnapshot, error) { return f.store.Capture(f.db, false) }
+
+func (f *testFSM) Restore(rc io.ReadCloser) error { return f.store.Install(f.db, rc) }
+
+type raftNode struct {
+	r     *raft.Raft
+	fsm   *testFSM
+	logs  *raft.InmemStore
+	trans *raft.InmemTransport
+}
+
+func startNodes(t *testing.T, n int, opts func(i int) Options) []*raftNode {
+	nodes := make([]*raftNode, n)
+	var servers []raft.Server
+	for i := range nodes {
+		dir := tempDir(t)
+		db, err := sqlitedb.Open(filepath.Join(dir, "live.db"), sqlitedb.Options{AutoCheckpoint: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := opts(i)
+		o.FS = NewStrictFS()
+		o.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("snapshot-n%d", i+1), Level: hclog.Info,
+			Output: testWriter{t}})
+		store, err := New(filepath.Join(dir, "snapshots"), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, trans := raft.NewInmemTransportWithTimeout(raft.ServerAddress(fmt.Sprintf("n%d", i+1)), 2*time.Second)
+		nodes[i] = &raftNode{fsm: &testFSM{db: db, store: store}, logs: raft.NewInmemStore(), trans: trans}
+		servers = append(servers, raft.Server{ID: raft.ServerID(addr), Address: addr})
+	}
+	for _, a := range nodes {
+		for _, b := range nodes {
+			a.trans.Connect(b.trans.LocalAddr(), b.trans)
+		}
+	}
+	for i, nd := range nodes {
+		c := raft.DefaultConfig()
+		c.LocalID = raft.ServerID(nd.trans.LocalAddr())
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
+		c.CommitTimeout = 5 * time.Millisecond
+		c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs = 20, 50*time.Millisecond, 10
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("raft-n%d", i+1), Level: hclog.Warn,
+			Output: testWriter{t}})
+		r, err := raft.NewRaft(c, nd.fsm, nd.logs, nd.logs, nd.fsm.store, nd.trans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.r = r
+		if i == 0 {
+			if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			nd.r.Shutdown().Error()
+			nd.fsm.store.Close()
+			nd.fsm.db.Close()
+		}
+	})
+	return nodes
+}
+
+func apply(t *testing.T, r *raft.Raft, sql string) {
+	t.Helper()
+	f := r.Apply([]byte(sql), 5*time.Second)
+	if err := f.Error(); err != nil {
+		t.Fatal(err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRaftInstallDuringSnapshots runs the store under hashicorp/raft (in
+// memory transport): node 3 falls behind the leader's truncated log and
+// must be sent a snapshot; its receiver is slowed so the stream lasts
+// seconds. Meanwhile the leader keeps writing, takes snapshots and
+// truncates its log; consolidation waits for the stream; node 3 converges.
+func TestRaftInstallDuringSnapshots(t *testing.T) {
+	// Node 3's receiver sleeps on its first 12 writes (~3.6 s for the first
+	// install); later installs run at full speed.
+	slow := make(chan struct{})
+	var slowWrites atomic.Int32
+	nodes := startNodes(t, 3, func(i int) Options {
+		o := Options{ConsolidateAfter: 3}
+		if i == 2 {
+			o.OnReceive = func(int) {
+				select {
+				case <-slow:
+					if slowWrites.Add(1) <= 12 {
+						time.Sleep(300 * time.Millisecond)
+					}
+				default:
+				}
+			}
+		}
+		return o
+	})
+	leader := nodes[0]
+	if !waitFor(5*time.Second, func() bool { return leader.r.State() == raft.Leader }) {
+		t.Fatal("no leader")
+	}
+	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	for _, nd := range nodes[:2] {
+		nd.trans.Disconnect("n3")
+	}
+	nodes[2].trans.DisconnectAll()
+	for i := 0; i < 100; i++ {
+		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
+	}
+	first, _ := leader.logs.FirstIndex()
+	if !waitFor(5*time.Second, func() bool { first, _ = leader.logs.FirstIndex(); return first > 20 }) {
+		t.Fatalf("leader log not truncated (first index %d)", first)
+	}
+	close(slow)
+	for _, nd := range nodes[:2] {
+		nd.trans.Connect("n3", nodes[2].trans)
+		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
+	}
+	ls := leader.fsm.store
+	if !waitFor(5*time.Second, func() bool { return ls.Stats().LeasesHeld > 0 }) {
+		t.Fatal("leader never streamed a snapshot")
+	}
+	start, consolsAtStart, firstAtStart := ls.Stats(), ls.Stats().Consolidations, first
+	var duringStream []Stats
+	for ls.Stats().LeasesHeld > 0 {
+		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
+		duringStream = append(duringStream, ls.Stats())
+		time.Sleep(10 * time.Millisecond)
+	}
+	end := duringStream[len(duringStream)-1]
+	first, _ = leader.logs.FirstIndex()
+	t.Logf("stream: %d snapshots, first log index %d -> %d, lease waits %d, consolidations %d -> %d",
+		end.Created-start.Created, firstAtStart, first, end.LeaseWaits, consolsAtStart, end.Consolidations)
+	if end.Created-start.Created < 5 || first <= firstAtStart {
+		t.Fatalf("snapshots or log truncation stalled during the stream: %+v", end)
+	}
+	if end.Consolidations != consolsAtStart || end.LeaseWaits == 0 {
+		t.Fatalf("consolidation did not wait for the stream: %+v", end)
+	}
+	for _, st := range append(duringStream, ls.Stats()) {
+		if st.LastError != "" {
+			t.Fatalf("snapshot error: %s", st.LastError)
+		}
+	}
+	want := leader.r.AppliedIndex()
+	if !waitFor(10*time.Second, func() bool { return nodes[2].r.AppliedIndex() >= want }) {
+		t.Fatalf("node 3 at %d, leader at %d", nodes[2].r.AppliedIndex(), want)
+	}
+	if !waitFor(5*time.Second, func() bool { return ls.Stats().Consolidations > consolsAtStart }) {
+		t.Fatal("consolidation did not run after the stream closed")
+	}
+	sums := make([]string, 3)
+	for i, nd := range nodes {
+		waitFor(5*time.Second, func() bool { return nd.r.AppliedIndex() >= want })
+		pos, sum, err := nd.fsm.db.Checksum(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		res, _, _ := nd.fsm.db.Query(context.Background(), []*sqlraftv1.Statement{{Sql: "SELECT count(*) FROM t"}})
+		if len(res) > 0 && len(res[0].Rows) > 0 {
+			n = res[0].Rows[0].Values[0].GetInteger()
+		}
+		t.Logf("node %d: applied %d (raft %d), %d rows, checksum %s", i+1, pos.Index, nd.r.AppliedIndex(), n, sum[:12])
+		sums[i] = sum
+	}
+	if sums[0] != sums[2] || sums[0] != sums[1] {
+		t.Fatalf("checksums differ: %v", sums)
+	}
+}
