@@ -215,3 +215,97 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 		t.Fatalf("checksums differ: %v", sums)
 	}
 }
+
+// TestRaftInstallStalledMidStream: node 3 stops reading in the middle of an
+// install without breaking the connection (a hung peer). The leader's lease
+// is revoked after the idle timeout, its files are released and the
+// pending consolidation runs; when node 3 resumes, its read fails, and the
+// next attempt installs the snapshot.
+func TestRaftInstallStalledMidStream(t *testing.T) {
+	stall, resume := make(chan struct{}), make(chan struct{})
+	var writes atomic.Int32
+	nodes := startNodes(t, 3, func(i int) Options {
+		o := Options{ConsolidateAfter: 2, LeaseIdleTimeout: time.Second}
+		if i == 2 {
+			o.OnReceive = func(int) {
+				select {
+				case <-stall:
+					if writes.Add(1) == 3 {
+						<-resume
+					}
+				default:
+				}
+			}
+		}
+		return o
+	})
+	defer func() {
+		select {
+		case <-resume:
+		default:
+			close(resume)
+		}
+	}()
+	leader := nodes[0]
+	if !waitFor(5*time.Second, func() bool { return leader.r.State() == raft.Leader }) {
+		t.Fatal("no leader")
+	}
+	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	for _, nd := range nodes[:2] {
+		nd.trans.Disconnect("n3")
+	}
+	nodes[2].trans.DisconnectAll()
+	for i := 0; i < 100; i++ {
+		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
+	}
+	if !waitFor(5*time.Second, func() bool { f, _ := leader.logs.FirstIndex(); return f > 20 }) {
+		t.Fatal("leader log not truncated")
+	}
+	close(stall)
+	for _, nd := range nodes[:2] {
+		nd.trans.Connect("n3", nodes[2].trans)
+		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
+	}
+	ls := leader.fsm.store
+	if !waitFor(5*time.Second, func() bool { return writes.Load() >= 3 && ls.Stats().LeasesHeld > 0 }) {
+		t.Fatal("stream did not stall")
+	}
+	stalled := time.Now()
+	consols := ls.Stats().Consolidations
+	created := ls.Stats().Created
+	var released time.Duration
+	for time.Since(stalled) < 5*time.Second { // the leader keeps going
+		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
+		if released == 0 && ls.Stats().LeasesHeld == 0 {
+			released = time.Since(stalled)
+		}
+		if released > 0 && ls.Stats().Created >= created+3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if released == 0 {
+		t.Fatal("lease not revoked while the reader is stalled")
+	}
+	t.Logf("lease released %v after the stall began; %d snapshots meanwhile", released.Round(10*time.Millisecond),
+		ls.Stats().Created-created)
+	if !waitFor(3*time.Second, func() bool { return ls.Stats().Consolidations > consols }) {
+		t.Fatal("consolidation did not run after the revocation")
+	}
+	close(resume)
+	want := leader.r.AppliedIndex()
+	if !waitFor(20*time.Second, func() bool { return nodes[2].r.AppliedIndex() >= want }) {
+		t.Fatalf("node 3 at %d, leader at %d", nodes[2].r.AppliedIndex(), want)
+	}
+	_, s1, _ := leader.fsm.db.Checksum(context.Background())
+	waitFor(5*time.Second, func() bool {
+		_, s3, _ := nodes[2].fsm.db.Checksum(context.Background())
+		return s3 == s1
+	})
+	if _, s3, _ := nodes[2].fsm.db.Checksum(context.Background()); s3 != s1 {
+		t.Fatal("node 3 differs from the leader")
+	}
+	if st := ls.Stats(); st.LastError != "" {
+		t.Fatalf("leader snapshot error: %s", st.LastError)
+	}
+}
