@@ -228,6 +228,7 @@ func (s *Store) hashFile(path string) (fileEntry, error) {
 
 type discard struct{}
 
+// Write discards p.
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // prune removes every snapshot outside the latest one's chain, each once no

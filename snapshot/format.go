@@ -148,11 +148,20 @@ func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) e
 // discardHash is a hash.Hash that computes nothing.
 type discardHash struct{}
 
+// Write discards p.
 func (discardHash) Write(p []byte) (int, error) { return len(p), nil }
-func (discardHash) Sum(b []byte) []byte         { return b }
-func (discardHash) Reset()                      {}
-func (discardHash) Size() int                   { return 0 }
-func (discardHash) BlockSize() int              { return 1 }
+
+// Sum returns b unchanged.
+func (discardHash) Sum(b []byte) []byte { return b }
+
+// Reset does nothing.
+func (discardHash) Reset() {}
+
+// Size is 0.
+func (discardHash) Size() int { return 0 }
+
+// BlockSize is 1.
+func (discardHash) BlockSize() int { return 1 }
 
 // verifiedAtSource reports whether r is (a wrapper of) a stream of this
 // package's Store: such a stream already checks every file's sha256 before
@@ -180,6 +189,7 @@ type hashingWriter struct {
 
 func newHashingWriter(w io.Writer) *hashingWriter { return &hashingWriter{w: w, h: sha256.New()} }
 
+// Write writes p through, hashing and counting what was written.
 func (hw *hashingWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
 	hw.h.Write(p[:n])
@@ -218,6 +228,7 @@ type stream struct {
 	onClose   func()
 }
 
+// Read returns the header, then each file's bytes as fill verifies them.
 func (s *stream) Read(p []byte) (int, error) {
 	if len(s.hdr) > 0 {
 		n := copy(p, s.hdr)

@@ -137,10 +137,13 @@ func IsSharingViolation(err error) bool {
 // unwraps to errno 32 as Windows reports it.
 type sharingViolation struct{}
 
+// Error is Windows' message for ERROR_SHARING_VIOLATION.
 func (sharingViolation) Error() string {
 	return "The process cannot access the file because it is being used by another process."
 }
 
+// Is matches ErrSharingViolation.
 func (sharingViolation) Is(target error) bool { return target == ErrSharingViolation }
 
+// Unwrap returns errno 32, as Windows reports it.
 func (sharingViolation) Unwrap() error { return errnoSharingViolation }

@@ -341,6 +341,8 @@ type leasedReader struct {
 	f File
 }
 
+// Read reads from the file, keeping the lease alive; after the lease ends it
+// returns why.
 func (r *leasedReader) Read(p []byte) (int, error) {
 	if err := r.l.Err(); err != nil {
 		return 0, err
@@ -357,6 +359,7 @@ func (r *leasedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the file (the lease stays held until released).
 func (r *leasedReader) Close() error {
 	r.l.mu.Lock()
 	_, mine := r.l.files[r.f]

@@ -43,13 +43,34 @@ func (s *Store) Create(version raft.SnapshotVersion, index, term uint64, configu
 	if version < raft.SnapshotVersionMin || version > raft.SnapshotVersionMax {
 		return nil, fmt.Errorf("unsupported snapshot version %d", version)
 	}
-	id := fmt.Sprintf("%d-%d-%d", term, index, time.Now().UnixMilli())
-	dir := filepath.Join(s.tmpDir(), id)
-	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+	id, dir, err := s.newSinkDir(term, index)
+	if err != nil {
 		return nil, err
 	}
 	return &Sink{s: s, dir: dir, meta: snapMeta{SnapshotMeta: raft.SnapshotMeta{Version: version, ID: id, Index: index,
 		Term: term, Configuration: configuration, ConfigurationIndex: configurationIndex}}}, nil
+}
+
+// newSinkDir picks an unused id, term-index-unixmillis as in Raft's file
+// store, and creates its directory under tmp/.
+func (s *Store) newSinkDir(term, index uint64) (string, string, error) {
+	s.sinkMu.Lock()
+	defer s.sinkMu.Unlock()
+	for ms := time.Now().UnixMilli(); ; ms++ {
+		id := fmt.Sprintf("%d-%d-%d", term, index, ms)
+		dir := filepath.Join(s.tmpDir(), id)
+		inTmp, err := s.exists(dir)
+		if err != nil {
+			return "", "", err
+		}
+		stored, err := s.exists(s.snapDir(id))
+		if err != nil {
+			return "", "", err
+		}
+		if !inTmp && !stored {
+			return id, dir, s.fs.MkdirAll(dir, 0o755)
+		}
+	}
 }
 
 // ID is the snapshot's id.

@@ -98,6 +98,7 @@ type Store struct {
 	// Install bumps liveGen before swapping the file.
 	liveMu  sync.Mutex
 	liveGen uint64
+	sinkMu  sync.Mutex // serializes the choice of new snapshot ids
 
 	ctx    context.Context
 	cancel context.CancelFunc

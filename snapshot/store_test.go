@@ -534,3 +534,19 @@ func TestInstallDuringPendingFullCapture(t *testing.T) {
 		t.Fatalf("snapshot after install: %+v", in)
 	}
 }
+
+func TestSinkIDsAreUnique(t *testing.T) {
+	e := newEnv(t, Options{})
+	seen := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		sink, err := e.store.Create(1, 7, 1, raft.Configuration{}, 0, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[sink.ID()] {
+			t.Fatalf("duplicate id %s", sink.ID())
+		}
+		seen[sink.ID()] = true
+		defer sink.Cancel()
+	}
+}

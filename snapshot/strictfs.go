@@ -42,6 +42,7 @@ type strictFile struct {
 	once sync.Once
 }
 
+// Close closes the file and forgets its handle.
 func (f *strictFile) Close() error {
 	err := f.File.Close()
 	f.once.Do(func() { f.fs.release(f) })
