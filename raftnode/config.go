@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 // Config configures a Node.
@@ -45,8 +47,9 @@ type Config struct {
 	// RaftDialOptions are added to the transport's dial options (keepalive
 	// and insecure credentials are set by default).
 	RaftDialOptions []grpc.DialOption
-	// SnapshotStore, when set, replaces the default snapshot store.
-	SnapshotStore func(dir string) (raft.SnapshotStore, error)
+	// Snapshot configures the snapshot store (file system, lease idle
+	// timeout, test hooks); its Logger defaults to the node's.
+	Snapshot snapshot.Options
 
 	Logger *slog.Logger
 }

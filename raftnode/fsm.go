@@ -36,7 +36,7 @@ type Result struct {
 // holds and skips them when Raft replays its log.
 type FSM struct {
 	db     *sqlitedb.DB
-	tmpDir string // scratch space for snapshot files, on the database's disk
+	store  SnapshotStore
 	logger *slog.Logger
 
 	applied atomic.Uint64
@@ -49,10 +49,10 @@ type FSM struct {
 	nodes            map[string]string
 }
 
-// NewFSM returns an FSM over db, positioned at the index db records.
-// tmpDir must be on the same file system as the database.
-func NewFSM(db *sqlitedb.DB, tmpDir string, logger *slog.Logger) (*FSM, error) {
-	f := &FSM{db: db, tmpDir: tmpDir, logger: logger, notify: make(chan struct{})}
+// NewFSM returns an FSM over db, positioned at the index db records, that
+// takes and installs snapshots through store.
+func NewFSM(db *sqlitedb.DB, store SnapshotStore, logger *slog.Logger) (*FSM, error) {
+	f := &FSM{db: db, store: store, logger: logger, notify: make(chan struct{})}
 	if err := f.reload(); err != nil {
 		return nil, err
 	}

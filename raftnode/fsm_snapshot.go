@@ -1,77 +1,42 @@
 package raftnode
 
 import (
-	"context"
-	"fmt"
 	"io"
-	"os"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
-// Snapshot implements raft.FSM. It runs on the FSM goroutine, so no entry is
-// applied while it copies: the copy is a consistent VACUUM INTO of the
-// database, which Persist then streams into the store.
+// SnapshotStore is what a node needs from its snapshot store: Raft's
+// interface, plus the FSM's side of taking and installing snapshots.
+// snapshot.Store is the implementation.
+type SnapshotStore interface {
+	raft.SnapshotStore
+	// Capture takes the FSM's side of a snapshot; it runs on the FSM
+	// goroutine, so no write happens while it runs.
+	Capture(db *sqlitedb.DB, fullRequired bool) (raft.FSMSnapshot, error)
+	// Install replaces db's content with a snapshot stream, verifying it
+	// first; a failed install leaves db as it was.
+	Install(db *sqlitedb.DB, rc io.ReadCloser) error
+	// Stats describes the store for ClusterService.Status.
+	Stats() snapshot.Stats
+	// Latest describes the newest snapshot.
+	Latest() (snapshot.Info, bool)
+	Close() error
+}
+
+// Snapshot implements raft.FSM.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	tmp, err := os.CreateTemp(f.tmpDir, "snapshot-*.db")
-	if err != nil {
-		return nil, err
-	}
-	path := tmp.Name()
-	tmp.Close()
-	os.Remove(path) // VACUUM INTO wants to create the file itself
-	if err := f.db.Backup(context.Background(), path); err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("snapshot copy: %w", err)
-	}
-	return &fileSnapshot{path: path}, nil
+	return f.store.Capture(f.db, false)
 }
 
-// fileSnapshot is a full copy of the database waiting to be persisted.
-type fileSnapshot struct{ path string }
-
-// Persist implements raft.FSMSnapshot.
-func (s *fileSnapshot) Persist(sink raft.SnapshotSink) error {
-	fh, err := os.Open(s.path)
-	if err != nil {
-		sink.Cancel()
-		return err
-	}
-	defer fh.Close()
-	if _, err := io.Copy(sink, fh); err != nil {
-		sink.Cancel()
-		return fmt.Errorf("persist snapshot: %w", err)
-	}
-	return sink.Close()
-}
-
-// Release implements raft.FSMSnapshot.
-func (s *fileSnapshot) Release() { os.Remove(s.path) }
-
-// Restore implements raft.FSM: the stream is a complete SQLite file. It is
-// written beside the database and swapped in only once fully received, so
-// a cut stream leaves the old database in place.
+// Restore implements raft.FSM: the store verifies the stream and swaps the
+// database only once it is complete, closing every connection first.
 func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	tmp, err := os.CreateTemp(f.tmpDir, "restore-*.db")
-	if err != nil {
+	if err := f.store.Install(f.db, rc); err != nil {
 		return err
-	}
-	path := tmp.Name()
-	_, err = io.Copy(tmp, rc)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("receive snapshot: %w", err)
-	}
-	if err := f.db.Replace(path); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("install snapshot: %w", err)
 	}
 	f.restores.Add(1)
 	return f.reload()

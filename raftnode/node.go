@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 // Keepalive on Raft connections. An idle connection is pinged every
@@ -44,7 +45,7 @@ type Node struct {
 	raft      *raft.Raft
 	logStore  *raftwal.WAL
 	walMeta   *metadb.BoltMetaDB
-	snapshots raft.SnapshotStore
+	snapshots SnapshotStore
 	transport *transport.Manager
 	server    *grpc.Server
 	listener  net.Listener
@@ -76,16 +77,20 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) open() error {
 	cfg := n.cfg
-	tmpDir := filepath.Join(cfg.DataDir, "tmp")
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return err
 	}
-	cleanTmp(tmpDir)
 	var err error
-	if n.db, err = sqlitedb.Open(filepath.Join(cfg.DataDir, "db.sqlite"), sqlitedb.Options{}); err != nil {
+	// Automatic checkpoints are off: the WAL's frames since the last
+	// snapshot are the next incremental snapshot, and the snapshot store
+	// checkpoints when it has captured them.
+	if n.db, err = sqlitedb.Open(filepath.Join(cfg.DataDir, "db.sqlite"), sqlitedb.Options{AutoCheckpoint: -1}); err != nil {
 		return err
 	}
-	if n.fsm, err = NewFSM(n.db, tmpDir, n.logger); err != nil {
+	if n.snapshots, err = n.openSnapshots(); err != nil {
+		return err
+	}
+	if n.fsm, err = NewFSM(n.db, n.snapshots, n.logger); err != nil {
 		return err
 	}
 	walDir := filepath.Join(cfg.DataDir, "raft")
@@ -97,9 +102,6 @@ func (n *Node) open() error {
 	n.walMeta = &metadb.BoltMetaDB{}
 	if n.logStore, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.walMeta)); err != nil {
 		return fmt.Errorf("open raft log: %w", err)
-	}
-	if n.snapshots, err = n.openSnapshots(); err != nil {
-		return err
 	}
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return err
@@ -115,12 +117,12 @@ func (n *Node) open() error {
 	return n.bootstrap()
 }
 
-func (n *Node) openSnapshots() (raft.SnapshotStore, error) {
-	dir := filepath.Join(n.cfg.DataDir, "snapshots")
-	if n.cfg.SnapshotStore != nil {
-		return n.cfg.SnapshotStore(dir)
+func (n *Node) openSnapshots() (SnapshotStore, error) {
+	opts := n.cfg.Snapshot
+	if opts.Logger == nil {
+		opts.Logger = newHCLogger(n.logger.With("component", "snapshots"))
 	}
-	return raft.NewFileSnapshotStoreWithLogger(dir, 2, newHCLogger(n.logger.With("component", "snapshots")))
+	return snapshot.New(filepath.Join(n.cfg.DataDir, "snapshots"), opts)
 }
 
 // catchUpFromSnapshot restores the newest snapshot when the database is
@@ -188,14 +190,6 @@ func (n *Node) bootstrap() error {
 	return err
 }
 
-// cleanTmp removes scratch files a previous run left behind.
-func cleanTmp(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
-}
-
 // ID is the node's Raft server ID.
 func (n *Node) ID() string { return n.cfg.ID }
 
@@ -243,6 +237,9 @@ func (n *Node) closeAll() error {
 	}
 	if n.walMeta != nil {
 		errs = append(errs, n.walMeta.Close())
+	}
+	if n.snapshots != nil {
+		errs = append(errs, n.snapshots.Close())
 	}
 	if n.db != nil {
 		errs = append(errs, n.db.Close())

@@ -14,6 +14,7 @@ import (
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server/servertest"
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 func stmts(sql ...string) []*sqlraftv1.Statement {
@@ -80,7 +81,12 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	fsm, err := raftnode.NewFSM(db, t.TempDir(), servertest.Logger())
+	store, err := snapshot.New(t.TempDir(), snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	fsm, err := raftnode.NewFSM(db, store, servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +114,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatalf("%d rows, want 2 (1 and 3; the failed transaction's 2 rolled back)", n)
 	}
 	// A new FSM on the same file knows where it is and skips a replay.
-	fsm2, err := raftnode.NewFSM(db, t.TempDir(), servertest.Logger())
+	fsm2, err := raftnode.NewFSM(db, store, servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/hashicorp/raft"
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 // Status is a snapshot of the node's Raft state.
@@ -49,19 +49,16 @@ func (n *Node) Status() Status {
 func (n *Node) Term() uint64 { return n.term() }
 
 // Snapshot takes a Raft snapshot now and describes it.
-func (n *Node) Snapshot() (*raft.SnapshotMeta, error) {
+func (n *Node) Snapshot() (snapshot.Info, error) {
 	if err := n.raft.Snapshot().Error(); err != nil {
-		return nil, err
+		return snapshot.Info{}, err
 	}
-	list, err := n.snapshots.List()
-	if err != nil {
-		return nil, err
+	info, ok := n.snapshots.Latest()
+	if !ok {
+		return snapshot.Info{}, errors.New("snapshot taken but not listed")
 	}
-	if len(list) == 0 {
-		return nil, errors.New("snapshot taken but not listed")
-	}
-	return list[0], nil
+	return info, nil
 }
 
 // Snapshots is the node's snapshot store.
-func (n *Node) Snapshots() raft.SnapshotStore { return n.snapshots }
+func (n *Node) Snapshots() SnapshotStore { return n.snapshots }

@@ -117,7 +117,7 @@ func (c *cluster) Status(_ context.Context, _ *sqlraftv1.StatusRequest) (*sqlraf
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, LastLogIndex: st.LastLogIndex,
 		FirstLogIndex: st.FirstLogIndex, RaftAddress: st.RaftAddress, GrpcAddress: st.GRPCAddress,
 		LastContact: durationpb.New(st.LastContact), DbSizeBytes: st.DBSize,
-		Snapshot: c.s.snapshotStatus(), Version: version.Version,
+		Snapshot: c.s.node.Snapshots().Stats().Proto(), Version: version.Version,
 		LinearizableReads: st.LinearizableReads, ReadIndexRounds: st.ReadIndexRounds,
 		AppliedEntries: st.AppliedEntries, ApplyTransactions: st.ApplyTransactions,
 	}, nil
@@ -139,21 +139,5 @@ func (c *cluster) Snapshot(_ context.Context, _ *sqlraftv1.SnapshotRequest) (*sq
 		return nil, c.s.toStatus(err)
 	}
 	return &sqlraftv1.SnapshotResponse{Header: c.s.header(c.s.node.FSM().Applied()), Id: meta.ID,
-		Kind: sqlraftv1.SnapshotKind_SNAPSHOT_KIND_FULL, SizeBytes: meta.Size, Index: meta.Index}, nil
-}
-
-// snapshotStatus lists the snapshots on disk.
-func (s *Server) snapshotStatus() *sqlraftv1.SnapshotStatus {
-	st := &sqlraftv1.SnapshotStatus{}
-	list, err := s.node.Snapshots().List()
-	if err != nil {
-		st.LastError = err.Error()
-		return st
-	}
-	for _, m := range list {
-		st.Snapshots = append(st.Snapshots, &sqlraftv1.SnapshotInfo{Id: m.ID, Kind: sqlraftv1.SnapshotKind_SNAPSHOT_KIND_FULL,
-			Index: m.Index, Term: m.Term, SizeBytes: m.Size})
-		st.LastSnapshotIndex = max(st.LastSnapshotIndex, m.Index)
-	}
-	return st
+		Kind: meta.Kind.ProtoKind(), SizeBytes: meta.Size, Index: meta.Index}, nil
 }
