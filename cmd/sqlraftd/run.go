@@ -16,6 +16,7 @@ import (
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 func run(ctx context.Context, cfg config) error {
@@ -49,6 +50,7 @@ func run(ctx context.Context, cfg config) error {
 		ID: cfg.nodeID, DataDir: cfg.dataDir, RaftAddr: cfg.raftAddr, RaftAdvertise: cfg.raftAdvertise,
 		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
+		Snapshot: snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
 		Logger: logger,
 	})
 	if err != nil {
