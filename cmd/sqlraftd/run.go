@@ -51,7 +51,7 @@ func run(ctx context.Context, cfg config) error {
 		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
 		Snapshot: snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
-		Logger: logger,
+		Logger:   logger,
 	})
 	if err != nil {
 		lis.Close()
