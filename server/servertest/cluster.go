@@ -48,6 +48,7 @@ type Node struct {
 	GRPCAddr string
 
 	mu      sync.Mutex
+	raftLis *severableListener
 	Raft    *raftnode.Node
 	Server  *server.Server
 	gs      *grpc.Server
@@ -123,12 +124,10 @@ func (c *Cluster) start(i int, bootstrap []raft.Server) {
 		c.opts.Configure(i, &cfg)
 	}
 	var rn *raftnode.Node
-	var err error
-	for attempt := 0; attempt < 50; attempt++ { // the port may linger briefly after a stop
-		if rn, err = raftnode.New(cfg); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	raftLis, err := listen(n.RaftAddr)
+	if err == nil {
+		cfg.RaftListener = raftLis
+		rn, err = raftnode.New(cfg)
 	}
 	if err != nil {
 		t.Fatalf("start %s: %v", n.ID, err)
@@ -139,13 +138,7 @@ func (c *Cluster) start(i int, bootstrap []raft.Server) {
 	}
 	srv := server.New(rn, sopts)
 	gs := srv.GRPCServer()
-	var lis net.Listener
-	for attempt := 0; attempt < 50; attempt++ {
-		if lis, err = net.Listen("tcp", n.GRPCAddr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	lis, err := listen(n.GRPCAddr)
 	if err != nil {
 		t.Fatalf("listen %s: %v", n.GRPCAddr, err)
 	}
@@ -155,12 +148,26 @@ func (c *Cluster) start(i int, bootstrap []raft.Server) {
 		t.Fatal(err)
 	}
 	n.mu.Lock()
-	n.Raft, n.Server, n.gs, n.conn, n.running = rn, srv, gs, conn, true
+	n.Raft, n.Server, n.gs, n.conn, n.raftLis, n.running = rn, srv, gs, conn, raftLis, true
 	n.mu.Unlock()
 }
 
-// Stop stops node i as a crash would look to its peers: its servers close
-// and Raft shuts down, with no leadership transfer and no membership change.
+// listen listens on addr, retrying while a stopped node's port lingers.
+func listen(addr string) (*severableListener, error) {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			return newSeverableListener(l), nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// Stop stops node i as a crash would look to its peers: every Raft
+// connection to it drops at once, then its servers close and Raft shuts
+// down, with no leadership transfer and no membership change.
 func (c *Cluster) Stop(i int) {
 	n := c.Nodes[i]
 	n.mu.Lock()
@@ -169,6 +176,7 @@ func (c *Cluster) Stop(i int) {
 		return
 	}
 	n.running = false
+	n.raftLis.sever()
 	n.Server.Shutdown()
 	n.gs.Stop()
 	n.conn.Close()
