@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -82,3 +83,5 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 }
 
 func dur(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -61,6 +61,9 @@ func (n *Node) DB() sqlraftv1.DatabaseServiceClient {
 	return sqlraftv1.NewDatabaseServiceClient(n.conn)
 }
 
+// Conn is the node's client connection, for other services (health).
+func (n *Node) Conn() *grpc.ClientConn { return n.conn }
+
 // Cluster returns a ClusterService client for the node.
 func (n *Node) Cluster() sqlraftv1.ClusterServiceClient {
 	return sqlraftv1.NewClusterServiceClient(n.conn)
