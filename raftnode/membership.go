@@ -104,6 +104,22 @@ func (n *Node) Members() ([]Member, error) {
 	return out, nil
 }
 
+// Self describes this node as the configuration has it, with the client
+// address it advertises; ok is false while it is not a member.
+func (n *Node) Self() (m Member, ok bool) {
+	cfg, err := n.configuration()
+	if err != nil {
+		return Member{}, false
+	}
+	for _, s := range cfg.Servers {
+		if string(s.ID) == n.cfg.ID {
+			return Member{ID: n.cfg.ID, RaftAddress: string(s.Address), GRPCAddress: n.cfg.GRPCAdvertise,
+				Voter: s.Suffrage == raft.Voter}, true
+		}
+	}
+	return Member{}, false
+}
+
 func (n *Node) configuration() (raft.Configuration, error) {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {

@@ -64,12 +64,17 @@ func TestJoinIsIdempotentAndUpdates(t *testing.T) {
 	}
 	_, err := f.Cluster().Remove(ctx(t), &sqlraftv1.RemoveRequest{Id: "nobody"})
 	wantCode(t, err, codes.NotFound)
-	// Every member is reachable and reports its applied index.
-	for id, m := range nodesByID(t, f) {
-		if !m.GetReachable() || m.GetAppliedIndex() == 0 || m.GetGrpcAddress() == "" {
-			t.Errorf("%s listed as %v", id, m)
+	// Every member publishes its client address (the followers were
+	// bootstrapped as members, never joined), is reachable and reports its
+	// applied index.
+	c.Eventually(10*time.Second, func() error {
+		for id, m := range nodesByID(t, f) {
+			if !m.GetReachable() || m.GetAppliedIndex() == 0 || m.GetGrpcAddress() == "" {
+				return errorf("%s listed as %v", id, m)
+			}
 		}
-	}
+		return nil
+	})
 }
 
 // TestHealthServices checks grpc.health.v1: "" is SERVING on every ready

@@ -84,6 +84,7 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
 	go s.trackHealth()
+	go s.publishAddress()
 	return gs
 }
 
