@@ -1,6 +1,7 @@
 package raftnode
 
 import (
+	"context"
 	"io"
 
 	"github.com/hashicorp/raft"
@@ -24,6 +25,9 @@ type SnapshotStore interface {
 	Stats() snapshot.Stats
 	// Latest describes the newest snapshot.
 	Latest() (snapshot.Info, bool)
+	// OpenContext opens a snapshot for a reader other than Raft (a backup)
+	// under a lease named name; ending ctx revokes the lease.
+	OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error)
 	Close() error
 }
 

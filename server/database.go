@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	"google.golang.org/grpc"
@@ -207,4 +208,34 @@ func (s *Server) prepareRead(ctx context.Context, level sqlraftv1.ReadConsistenc
 	default:
 		return s.node.LinearizableRead(ctx)
 	}
+}
+
+// backupChunk is the size of each Backup message.
+const backupChunk = 256 << 10
+
+// Backup implements DatabaseService.Backup.
+func (d *database) Backup(_ *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseService_BackupServer) error {
+	err := d.s.node.Backup(stream.Context(), func(f *os.File, index uint64) error {
+		buf := make([]byte, backupChunk)
+		first := true
+		for {
+			n, err := f.Read(buf)
+			if n > 0 || (first && errors.Is(err, io.EOF)) {
+				msg := &sqlraftv1.BackupResponse{Data: buf[:n]}
+				if first {
+					msg.Header, first = d.s.header(index), false
+				}
+				if serr := stream.Send(msg); serr != nil {
+					return serr
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	return d.s.toStatus(err)
 }

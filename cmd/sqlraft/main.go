@@ -47,7 +47,7 @@ func rootCommand() *cobra.Command {
 	pf.BoolVar(&g.noForward, "no-forward", false, "ask followers not to forward to the leader")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(execCommand(g), queryCommand(g), nodesCommand(g), statusCommand(g), checksumCommand(g),
-		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), benchCommand(g))
+		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), backupCommand(g), benchCommand(g))
 	return root
 }
 

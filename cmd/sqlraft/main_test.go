@@ -46,6 +46,13 @@ func TestCLIAgainstCluster(t *testing.T) {
 			t.Fatalf("%v: output lacks %q:\n%s", s.args, s.want, out)
 		}
 	}
+	backup := t.TempDir() + "/copy.db"
+	if out, err := run(t, f, "backup", backup); err != nil || !strings.Contains(out, "wrote "+backup) {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	if err := checkSQLiteHeader(backup); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := run(t, f, "--no-forward", "exec", "INSERT INTO t(name) VALUES('x')"); err == nil ||
 		!strings.Contains(err.Error(), "not the leader") {
 		t.Fatalf("--no-forward on a follower: %v", err)

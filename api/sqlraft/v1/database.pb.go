@@ -725,6 +725,97 @@ func (x *QueryStreamResponse) GetRows() []*Row {
 	return nil
 }
 
+// BackupRequest asks for a copy of the database.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_sqlraft_v1_database_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sqlraft_v1_database_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_sqlraft_v1_database_proto_rawDescGZIP(), []int{11}
+}
+
+// BackupResponse is one chunk of the SQLite file. The first message also
+// carries the header (raft_index: the index the copy reflects).
+type BackupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_sqlraft_v1_database_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sqlraft_v1_database_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_sqlraft_v1_database_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *BackupResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *BackupResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 var File_sqlraft_v1_database_proto protoreflect.FileDescriptor
 
 const file_sqlraft_v1_database_proto_rawDesc = "" +
@@ -781,12 +872,17 @@ const file_sqlraft_v1_database_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x18\n" +
 	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x14\n" +
 	"\x05types\x18\x03 \x03(\tR\x05types\x12#\n" +
-	"\x04rows\x18\x04 \x03(\v2\x0f.sqlraft.v1.RowR\x04rows2\xa9\x02\n" +
+	"\x04rows\x18\x04 \x03(\v2\x0f.sqlraft.v1.RowR\x04rows\"\x0f\n" +
+	"\rBackupRequest\"X\n" +
+	"\x0eBackupResponse\x122\n" +
+	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data2\xec\x02\n" +
 	"\x0fDatabaseService\x12B\n" +
 	"\aExecute\x12\x1a.sqlraft.v1.ExecuteRequest\x1a\x1b.sqlraft.v1.ExecuteResponse\x12<\n" +
 	"\x05Query\x12\x18.sqlraft.v1.QueryRequest\x1a\x19.sqlraft.v1.QueryResponse\x12B\n" +
 	"\aRequest\x12\x1a.sqlraft.v1.RequestRequest\x1a\x1b.sqlraft.v1.RequestResponse\x12P\n" +
-	"\vQueryStream\x12\x1e.sqlraft.v1.QueryStreamRequest\x1a\x1f.sqlraft.v1.QueryStreamResponse0\x01B\x9d\x01\n" +
+	"\vQueryStream\x12\x1e.sqlraft.v1.QueryStreamRequest\x1a\x1f.sqlraft.v1.QueryStreamResponse0\x01\x12A\n" +
+	"\x06Backup\x12\x19.sqlraft.v1.BackupRequest\x1a\x1a.sqlraft.v1.BackupResponse0\x01B\x9d\x01\n" +
 	"\x0ecom.sqlraft.v1B\rDatabaseProtoP\x01Z3github.com/sqlraft/sqlraft/api/sqlraft/v1;sqlraftv1\xa2\x02\x03SXX\xaa\x02\n" +
 	"Sqlraft.V1\xca\x02\n" +
 	"Sqlraft\\V1\xe2\x02\x16Sqlraft\\V1\\GPBMetadata\xea\x02\vSqlraft::V1b\x06proto3"
@@ -803,7 +899,7 @@ func file_sqlraft_v1_database_proto_rawDescGZIP() []byte {
 	return file_sqlraft_v1_database_proto_rawDescData
 }
 
-var file_sqlraft_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_sqlraft_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sqlraft_v1_database_proto_goTypes = []any{
 	(*ExecuteRequest)(nil),      // 0: sqlraft.v1.ExecuteRequest
 	(*ExecuteResponse)(nil),     // 1: sqlraft.v1.ExecuteResponse
@@ -816,47 +912,52 @@ var file_sqlraft_v1_database_proto_goTypes = []any{
 	(*RequestResult)(nil),       // 8: sqlraft.v1.RequestResult
 	(*QueryStreamRequest)(nil),  // 9: sqlraft.v1.QueryStreamRequest
 	(*QueryStreamResponse)(nil), // 10: sqlraft.v1.QueryStreamResponse
-	(*Statement)(nil),           // 11: sqlraft.v1.Statement
-	(*ResponseHeader)(nil),      // 12: sqlraft.v1.ResponseHeader
-	(ReadConsistency)(0),        // 13: sqlraft.v1.ReadConsistency
-	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
-	(*Row)(nil),                 // 15: sqlraft.v1.Row
+	(*BackupRequest)(nil),       // 11: sqlraft.v1.BackupRequest
+	(*BackupResponse)(nil),      // 12: sqlraft.v1.BackupResponse
+	(*Statement)(nil),           // 13: sqlraft.v1.Statement
+	(*ResponseHeader)(nil),      // 14: sqlraft.v1.ResponseHeader
+	(ReadConsistency)(0),        // 15: sqlraft.v1.ReadConsistency
+	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(*Row)(nil),                 // 17: sqlraft.v1.Row
 }
 var file_sqlraft_v1_database_proto_depIdxs = []int32{
-	11, // 0: sqlraft.v1.ExecuteRequest.statements:type_name -> sqlraft.v1.Statement
-	12, // 1: sqlraft.v1.ExecuteResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	13, // 0: sqlraft.v1.ExecuteRequest.statements:type_name -> sqlraft.v1.Statement
+	14, // 1: sqlraft.v1.ExecuteResponse.header:type_name -> sqlraft.v1.ResponseHeader
 	2,  // 2: sqlraft.v1.ExecuteResponse.results:type_name -> sqlraft.v1.ExecuteResult
-	11, // 3: sqlraft.v1.QueryRequest.statements:type_name -> sqlraft.v1.Statement
-	13, // 4: sqlraft.v1.QueryRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
-	14, // 5: sqlraft.v1.QueryRequest.freshness:type_name -> google.protobuf.Duration
-	12, // 6: sqlraft.v1.QueryResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	13, // 3: sqlraft.v1.QueryRequest.statements:type_name -> sqlraft.v1.Statement
+	15, // 4: sqlraft.v1.QueryRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
+	16, // 5: sqlraft.v1.QueryRequest.freshness:type_name -> google.protobuf.Duration
+	14, // 6: sqlraft.v1.QueryResponse.header:type_name -> sqlraft.v1.ResponseHeader
 	5,  // 7: sqlraft.v1.QueryResponse.results:type_name -> sqlraft.v1.QueryResult
-	15, // 8: sqlraft.v1.QueryResult.rows:type_name -> sqlraft.v1.Row
-	11, // 9: sqlraft.v1.RequestRequest.statements:type_name -> sqlraft.v1.Statement
-	13, // 10: sqlraft.v1.RequestRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
-	14, // 11: sqlraft.v1.RequestRequest.freshness:type_name -> google.protobuf.Duration
-	12, // 12: sqlraft.v1.RequestResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	17, // 8: sqlraft.v1.QueryResult.rows:type_name -> sqlraft.v1.Row
+	13, // 9: sqlraft.v1.RequestRequest.statements:type_name -> sqlraft.v1.Statement
+	15, // 10: sqlraft.v1.RequestRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
+	16, // 11: sqlraft.v1.RequestRequest.freshness:type_name -> google.protobuf.Duration
+	14, // 12: sqlraft.v1.RequestResponse.header:type_name -> sqlraft.v1.ResponseHeader
 	8,  // 13: sqlraft.v1.RequestResponse.results:type_name -> sqlraft.v1.RequestResult
 	2,  // 14: sqlraft.v1.RequestResult.execute:type_name -> sqlraft.v1.ExecuteResult
 	5,  // 15: sqlraft.v1.RequestResult.query:type_name -> sqlraft.v1.QueryResult
-	11, // 16: sqlraft.v1.QueryStreamRequest.statement:type_name -> sqlraft.v1.Statement
-	13, // 17: sqlraft.v1.QueryStreamRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
-	14, // 18: sqlraft.v1.QueryStreamRequest.freshness:type_name -> google.protobuf.Duration
-	12, // 19: sqlraft.v1.QueryStreamResponse.header:type_name -> sqlraft.v1.ResponseHeader
-	15, // 20: sqlraft.v1.QueryStreamResponse.rows:type_name -> sqlraft.v1.Row
-	0,  // 21: sqlraft.v1.DatabaseService.Execute:input_type -> sqlraft.v1.ExecuteRequest
-	3,  // 22: sqlraft.v1.DatabaseService.Query:input_type -> sqlraft.v1.QueryRequest
-	6,  // 23: sqlraft.v1.DatabaseService.Request:input_type -> sqlraft.v1.RequestRequest
-	9,  // 24: sqlraft.v1.DatabaseService.QueryStream:input_type -> sqlraft.v1.QueryStreamRequest
-	1,  // 25: sqlraft.v1.DatabaseService.Execute:output_type -> sqlraft.v1.ExecuteResponse
-	4,  // 26: sqlraft.v1.DatabaseService.Query:output_type -> sqlraft.v1.QueryResponse
-	7,  // 27: sqlraft.v1.DatabaseService.Request:output_type -> sqlraft.v1.RequestResponse
-	10, // 28: sqlraft.v1.DatabaseService.QueryStream:output_type -> sqlraft.v1.QueryStreamResponse
-	25, // [25:29] is the sub-list for method output_type
-	21, // [21:25] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	13, // 16: sqlraft.v1.QueryStreamRequest.statement:type_name -> sqlraft.v1.Statement
+	15, // 17: sqlraft.v1.QueryStreamRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
+	16, // 18: sqlraft.v1.QueryStreamRequest.freshness:type_name -> google.protobuf.Duration
+	14, // 19: sqlraft.v1.QueryStreamResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	17, // 20: sqlraft.v1.QueryStreamResponse.rows:type_name -> sqlraft.v1.Row
+	14, // 21: sqlraft.v1.BackupResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	0,  // 22: sqlraft.v1.DatabaseService.Execute:input_type -> sqlraft.v1.ExecuteRequest
+	3,  // 23: sqlraft.v1.DatabaseService.Query:input_type -> sqlraft.v1.QueryRequest
+	6,  // 24: sqlraft.v1.DatabaseService.Request:input_type -> sqlraft.v1.RequestRequest
+	9,  // 25: sqlraft.v1.DatabaseService.QueryStream:input_type -> sqlraft.v1.QueryStreamRequest
+	11, // 26: sqlraft.v1.DatabaseService.Backup:input_type -> sqlraft.v1.BackupRequest
+	1,  // 27: sqlraft.v1.DatabaseService.Execute:output_type -> sqlraft.v1.ExecuteResponse
+	4,  // 28: sqlraft.v1.DatabaseService.Query:output_type -> sqlraft.v1.QueryResponse
+	7,  // 29: sqlraft.v1.DatabaseService.Request:output_type -> sqlraft.v1.RequestResponse
+	10, // 30: sqlraft.v1.DatabaseService.QueryStream:output_type -> sqlraft.v1.QueryStreamResponse
+	12, // 31: sqlraft.v1.DatabaseService.Backup:output_type -> sqlraft.v1.BackupResponse
+	27, // [27:32] is the sub-list for method output_type
+	22, // [22:27] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_sqlraft_v1_database_proto_init() }
@@ -875,7 +976,7 @@ func file_sqlraft_v1_database_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sqlraft_v1_database_proto_rawDesc), len(file_sqlraft_v1_database_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

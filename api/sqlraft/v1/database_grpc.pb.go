@@ -23,6 +23,7 @@ const (
 	DatabaseService_Query_FullMethodName       = "/sqlraft.v1.DatabaseService/Query"
 	DatabaseService_Request_FullMethodName     = "/sqlraft.v1.DatabaseService/Request"
 	DatabaseService_QueryStream_FullMethodName = "/sqlraft.v1.DatabaseService/QueryStream"
+	DatabaseService_Backup_FullMethodName      = "/sqlraft.v1.DatabaseService/Backup"
 )
 
 // DatabaseServiceClient is the client API for DatabaseService service.
@@ -46,6 +47,10 @@ type DatabaseServiceClient interface {
 	Request(ctx context.Context, in *RequestRequest, opts ...grpc.CallOption) (*RequestResponse, error)
 	// QueryStream runs one SELECT and streams its rows in batches.
 	QueryStream(ctx context.Context, in *QueryStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryStreamResponse], error)
+	// Backup streams a consistent copy of the database as a plain SQLite file,
+	// as of a snapshot the answering node takes for it. Concatenating the data
+	// of every message gives the file.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
 type databaseServiceClient struct {
@@ -105,6 +110,25 @@ func (c *databaseServiceClient) QueryStream(ctx context.Context, in *QueryStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DatabaseService_QueryStreamClient = grpc.ServerStreamingClient[QueryStreamResponse]
 
+func (c *databaseServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &DatabaseService_ServiceDesc.Streams[1], DatabaseService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DatabaseService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
 // DatabaseServiceServer is the server API for DatabaseService service.
 // All implementations must embed UnimplementedDatabaseServiceServer
 // for forward compatibility.
@@ -126,6 +150,10 @@ type DatabaseServiceServer interface {
 	Request(context.Context, *RequestRequest) (*RequestResponse, error)
 	// QueryStream runs one SELECT and streams its rows in batches.
 	QueryStream(*QueryStreamRequest, grpc.ServerStreamingServer[QueryStreamResponse]) error
+	// Backup streams a consistent copy of the database as a plain SQLite file,
+	// as of a snapshot the answering node takes for it. Concatenating the data
+	// of every message gives the file.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedDatabaseServiceServer()
 }
 
@@ -147,6 +175,9 @@ func (UnimplementedDatabaseServiceServer) Request(context.Context, *RequestReque
 }
 func (UnimplementedDatabaseServiceServer) QueryStream(*QueryStreamRequest, grpc.ServerStreamingServer[QueryStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method QueryStream not implemented")
+}
+func (UnimplementedDatabaseServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedDatabaseServiceServer) mustEmbedUnimplementedDatabaseServiceServer() {}
 func (UnimplementedDatabaseServiceServer) testEmbeddedByValue()                         {}
@@ -234,6 +265,17 @@ func _DatabaseService_QueryStream_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DatabaseService_QueryStreamServer = grpc.ServerStreamingServer[QueryStreamResponse]
 
+func _DatabaseService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(DatabaseServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type DatabaseService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
 // DatabaseService_ServiceDesc is the grpc.ServiceDesc for DatabaseService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -258,6 +300,11 @@ var DatabaseService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "QueryStream",
 			Handler:       _DatabaseService_QueryStream_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Backup",
+			Handler:       _DatabaseService_Backup_Handler,
 			ServerStreams: true,
 		},
 	},
