@@ -113,7 +113,7 @@ func (s *Store) receive(r io.Reader, dir string) ([]fileEntry, error) {
 		if i > 0 {
 			name = fmt.Sprintf("wal-%03d", i)
 		}
-		if err := s.receiveFile(r, filepath.Join(dir, name), e, buf); err != nil {
+		if err := writeVerified(s.fs, r, filepath.Join(dir, name), e, buf, true); err != nil {
 			return nil, err
 		}
 		e.Name = name
@@ -123,22 +123,6 @@ func (s *Store) receive(r io.Reader, dir string) ([]fileEntry, error) {
 		return nil, fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
 	}
 	return files, nil
-}
-
-func (s *Store) receiveFile(r io.Reader, path string, e fileEntry, buf []byte) error {
-	f, err := s.fs.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := copyVerified(f, r, e, buf); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // adopt records that Persist placed the files in the sink's directory.
