@@ -9,17 +9,39 @@ import (
 // metaPrefix marks sqlraft's own tables, which client SQL may not touch.
 const metaPrefix = "_sqlraft"
 
-// pragmaWritable are the pragmas client SQL may set on the writer. Everything
-// else that configures the connection or the file (journal_mode, synchronous,
-// wal_autocheckpoint, query_only, writable_schema, ...) belongs to sqlraft.
-var pragmaWritable = map[string]bool{
-	"foreign_keys": true, "user_version": true, "application_id": true, "recursive_triggers": true,
-	"defer_foreign_keys": true, "ignore_check_constraints": true, "case_sensitive_like": true,
-	"optimize": true, "incremental_vacuum": true, "analysis_limit": true,
+// pragmaWritable are the pragmas client SQL may set (on the writer): only
+// values stored in the database file. A pragma that sets connection state
+// (foreign_keys, recursive_triggers, ignore_check_constraints, ...) would
+// hold on one replica's writer connection and be lost at its next restart
+// or snapshot install, while the entries that depend on it are not replayed:
+// replicas would diverge. Everything that configures the file (journal_mode,
+// synchronous, wal_autocheckpoint, writable_schema, ...) belongs to sqlraft.
+var pragmaWritable = map[string]bool{"user_version": true, "application_id": true}
+
+// pragmaLookup are pragmas that take an argument only to say what to
+// describe; they change nothing.
+var pragmaLookup = map[string]bool{
+	"table_info": true, "table_xinfo": true, "table_list": true, "index_list": true, "index_info": true,
+	"index_xinfo": true, "foreign_key_list": true, "foreign_key_check": true, "integrity_check": true,
+	"quick_check": true,
 }
+
+// writerFunctions are SQL functions refused on the writer: their value
+// depends on the connection's history, which differs between replicas (it
+// depends on how entries were batched and when the node last restarted).
+var writerFunctions = map[string]bool{"total_changes": true}
 
 // pragmaNever may not run at all from client SQL, not even to read.
 var pragmaNever = map[string]bool{"wal_checkpoint": true}
+
+// TEMP objects live on one connection of one replica: lost on restart,
+// never replicated, and a TEMP trigger would run inside sqlraft's own
+// statements. So nothing may be created in, or written to, the temp schema.
+const tempRefusal = "TEMP tables, views, indexes and triggers are not allowed: they would not be replicated"
+
+// readOnlyOp are authorizer actions that change nothing.
+var readOnlyOp = map[int]bool{sqlite3.SQLITE_READ: true, sqlite3.SQLITE_SELECT: true, sqlite3.SQLITE_FUNCTION: true,
+	sqlite3.SQLITE_TRANSACTION: true, sqlite3.SQLITE_SAVEPOINT: true}
 
 // guard is a connection's SQLite authorizer. It refuses statements that would
 // break sqlraft's control of the file and records why, so the caller can turn
@@ -30,11 +52,15 @@ type guard struct {
 	denied   string // reason for the last refusal
 }
 
-func (g *guard) authorize(op int, arg1, arg2, _ string) int {
+func (g *guard) authorize(op int, arg1, arg2, dbName string) int {
 	if g.internal {
 		return sqlite3.SQLITE_OK
 	}
-	if reason := g.reason(op, arg1, arg2); reason != "" {
+	reason := g.reason(op, arg1, arg2)
+	if reason == "" && strings.EqualFold(dbName, "temp") && !readOnlyOp[op] {
+		reason = tempRefusal
+	}
+	if reason != "" {
 		g.denied = reason
 		return sqlite3.SQLITE_DENY
 	}
@@ -47,12 +73,19 @@ func (g *guard) reason(op int, arg1, arg2 string) string {
 		return "transaction control statements are not allowed; set the request's transaction field instead"
 	case sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH:
 		return "ATTACH and DETACH are not allowed"
+	case sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_INDEX, sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+		sqlite3.SQLITE_CREATE_TEMP_VIEW:
+		return tempRefusal
+	case sqlite3.SQLITE_FUNCTION:
+		if g.writer && writerFunctions[strings.ToLower(arg2)] {
+			return arg2 + "() is not allowed in writes: its value differs between replicas"
+		}
 	case sqlite3.SQLITE_PRAGMA:
 		name := strings.ToLower(arg1)
 		if pragmaNever[name] {
 			return "PRAGMA " + name + " is managed by sqlraft"
 		}
-		if arg2 != "" && (!g.writer || !pragmaWritable[name]) {
+		if arg2 != "" && !pragmaLookup[name] && (!g.writer || !pragmaWritable[name]) {
 			return "PRAGMA " + name + " cannot be set through sqlraft"
 		}
 	case sqlite3.SQLITE_READ, sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE,
@@ -71,6 +104,19 @@ func (g *guard) reason(op int, arg1, arg2 string) string {
 
 func isMeta(table string) bool {
 	return strings.HasPrefix(strings.ToLower(table), metaPrefix)
+}
+
+// prepareClient prepares client SQL on c, returning the authorizer's reason
+// when it refused the statement. A refusal left over from an earlier
+// statement (one refused while it ran, not while it was prepared) is
+// cleared first, so it cannot be blamed on this one.
+func (c *conn) prepareClient(sql string) (*sqlite3.SQLiteStmt, string, error) {
+	c.guard.denied = ""
+	st, err := c.Prepare(sql)
+	if err != nil {
+		return nil, c.guard.take(), err
+	}
+	return st.(*sqlite3.SQLiteStmt), "", nil
 }
 
 // take returns and clears the last refusal's reason.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,13 @@ func TestInspectRejectsBadStatements(t *testing.T) {
 		"unknown named": {Sql: "SELECT :a", NamedParams: map[string]*sqlraftv1.Value{"a": text("x"), "b": text("y")}},
 		"no kind":       stmt("SELECT ?", &sqlraftv1.Value{}),
 		"empty":         stmt("  -- nothing\n"),
+		"temp table":    stmt("CREATE TEMP TABLE x(a)"),
+		"temp schema":   stmt("CREATE TABLE temp.x(a)"),
+		"temp trigger":  stmt("CREATE TEMP TRIGGER x AFTER INSERT ON main._sqlraft_applied BEGIN SELECT 1; END"),
+		"conn pragma":   stmt("PRAGMA foreign_keys=ON"),
+		"ignore checks": stmt("PRAGMA ignore_check_constraints=1"),
+		"total_changes": stmt("SELECT total_changes()"),
+		"temp pragma":   stmt("PRAGMA temp.user_version = 3"),
 	}
 	for name, s := range cases {
 		_, err := db.Inspect(context.Background(), []*sqlraftv1.Statement{s})
@@ -176,5 +184,29 @@ func TestResultCountsOnlyThisStatement(t *testing.T) {
 		if e.GetRowsAffected() != want[i][0] || e.GetLastInsertId() != want[i][1] {
 			t.Errorf("statement %d: rows %d, id %d; want %v", i, e.GetRowsAffected(), e.GetLastInsertId(), want[i])
 		}
+	}
+}
+
+// TestLookupPragmasAndStaleRefusals checks that introspection pragmas that
+// take an argument are allowed, and that a refusal while a statement ran is
+// not blamed on the next statement.
+func TestLookupPragmasAndStaleRefusals(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "db.sqlite"), Options{Readers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	write(t, db, 1, time.Now(), 1, stmt("CREATE TABLE c(a, b)"), stmt("PRAGMA user_version = 7"))
+	out, _, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("PRAGMA table_info(c)"),
+		stmt("SELECT count(*) FROM pragma_table_info('c')"), stmt("PRAGMA user_version")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out[0].Rows) != 2 || out[1].Rows[0].Values[0].GetInteger() != 2 || out[2].Rows[0].Values[0].GetInteger() != 7 {
+		t.Fatalf("pragma results %v", out)
+	}
+	res, _, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("SELECT * FROM nosuch")})
+	if err != nil || !strings.Contains(res[0].GetError(), "no such table") {
+		t.Fatalf("after a pragma: %v %v", res, err)
 	}
 }

@@ -14,8 +14,8 @@ import (
 // the Raft position the data reflects, and the nodes' client addresses.
 const metaSchema = `
 CREATE TABLE IF NOT EXISTS _sqlraft_applied(
-  id INTEGER PRIMARY KEY CHECK (id = 0), raft_index INTEGER NOT NULL, raft_term INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS _sqlraft_nodes(id TEXT PRIMARY KEY, grpc_address TEXT NOT NULL);
+  id INTEGER PRIMARY KEY CHECK (id = 0), raft_index INTEGER NOT NULL, raft_term INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS _sqlraft_nodes(id TEXT PRIMARY KEY, grpc_address TEXT NOT NULL) STRICT;
 `
 
 func createMeta(c *sqlite3.SQLiteConn) error {
@@ -50,7 +50,12 @@ func readApplied(ctx context.Context, c *conn) (Position, error) {
 	}
 	err = c.internal(func() error {
 		return stepRows(ctx, st, nil, func(v []driver.Value) error {
-			p.Index, p.Term = uint64(v[0].(int64)), uint64(v[1].(int64))
+			index, ok1 := v[0].(int64)
+			term, ok2 := v[1].(int64)
+			if !ok1 || !ok2 {
+				return fmt.Errorf("_sqlraft_applied holds %T/%T, not integers", v[0], v[1])
+			}
+			p.Index, p.Term = uint64(index), uint64(term)
 			return nil
 		})
 	})
@@ -63,7 +68,12 @@ func (db *DB) Nodes(ctx context.Context) (map[string]string, error) {
 	err := db.withReader(ctx, func(c *conn) error {
 		return c.internal(func() error {
 			return queryRows(ctx, c, "SELECT id, grpc_address FROM _sqlraft_nodes", nil, func(v []driver.Value) error {
-				nodes[v[0].(string)] = v[1].(string)
+				id, ok1 := v[0].(string)
+				addr, ok2 := v[1].(string)
+				if !ok1 || !ok2 {
+					return fmt.Errorf("_sqlraft_nodes holds %T/%T, not text", v[0], v[1])
+				}
+				nodes[id] = addr
 				return nil
 			})
 		})

@@ -51,7 +51,7 @@ func scanPlaceholders(sql string) placeholders {
 			i = j
 		case isIdentByte(c):
 			j := i
-			for j < len(sql) && isIdentByte(sql[j]) {
+			for j < len(sql) && (isIdentByte(sql[j]) || sql[j] == '$') { // SQLite allows $ inside names
 				j++
 			}
 			w := strings.ToUpper(sql[i:j])

@@ -17,6 +17,7 @@ func TestScanPlaceholders(t *testing.T) {
 		{";;  ", 0, 0, nil},
 		{"CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET a = CASE WHEN 1 THEN 2 END; DELETE FROM z; END", 0, 1, nil},
 		{"SELECT 'it''s ?'", 0, 1, nil},
+		{"SELECT a$b FROM t WHERE x = $v", 0, 1, []string{"v"}},
 	}
 	for _, c := range cases {
 		p := scanPlaceholders(c.sql)

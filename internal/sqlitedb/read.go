@@ -51,15 +51,15 @@ func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind
 			if err := checkStatement(s); err != nil {
 				return &InvalidError{Index: i, Reason: err.Error()}
 			}
-			st, err := c.Prepare(s.GetSql())
+			st, denied, err := c.prepareClient(s.GetSql())
 			if err != nil {
-				if reason := invalidReason(c, err); reason != "" {
+				if reason := invalidReason(denied, err); reason != "" {
 					return &InvalidError{Index: i, Reason: reason}
 				}
 				continue
 			}
 			kinds[i] = Write
-			if st.(*sqlite3.SQLiteStmt).Readonly() {
+			if st.Readonly() {
 				kinds[i] = ReadOnly
 			}
 			st.Close()
@@ -83,8 +83,8 @@ func checkStatement(s *sqlraftv1.Statement) error {
 
 // invalidReason says why a prepare error is the client's fault, or "" when
 // it depends on the database's content (no such table, and so on).
-func invalidReason(c *conn, err error) string {
-	if denied := c.guard.take(); denied != "" {
+func invalidReason(denied string, err error) string {
+	if denied != "" {
 		return denied
 	}
 	msg := err.Error()
@@ -130,15 +130,15 @@ func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statemen
 		if err := checkStatement(s); err != nil {
 			return nil, &InvalidError{Index: i, Reason: err.Error()}
 		}
-		st, err := c.Prepare(s.GetSql())
+		st, denied, err := c.prepareClient(s.GetSql())
 		if err != nil {
-			if reason := invalidReason(c, err); reason != "" {
+			if reason := invalidReason(denied, err); reason != "" {
 				return nil, &InvalidError{Index: i, Reason: reason}
 			}
 			prepErr[i] = err
 			continue
 		}
-		prepared[i] = st.(*sqlite3.SQLiteStmt)
+		prepared[i] = st
 		if !prepared[i].Readonly() {
 			return nil, &InvalidError{Index: i, Reason: "is not read-only; send writes with Execute or Request"}
 		}
@@ -269,18 +269,18 @@ func (db *DB) QueryStream(ctx context.Context, s *sqlraftv1.Statement, batchSize
 			if err := checkStatement(s); err != nil {
 				return &InvalidError{Reason: err.Error()}
 			}
-			st, err := c.Prepare(s.GetSql())
+			st, denied, err := c.prepareClient(s.GetSql())
 			if err != nil {
-				if reason := invalidReason(c, err); reason != "" {
+				if reason := invalidReason(denied, err); reason != "" {
 					return &InvalidError{Reason: reason}
 				}
 				return err
 			}
 			defer st.Close()
-			if !st.(*sqlite3.SQLiteStmt).Readonly() {
+			if !st.Readonly() {
 				return &InvalidError{Reason: "is not read-only; send writes with Execute or Request"}
 			}
-			return streamBatches(ctx, st.(*sqlite3.SQLiteStmt), s, batchSize, pos, send)
+			return streamBatches(ctx, st, s, batchSize, pos, send)
 		})
 	})
 }

@@ -106,20 +106,21 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 	if err := checkStatement(s); err != nil {
 		return fail(err)
 	}
-	st, err := tx.c.Prepare(s.GetSql())
+	sst, denied, err := tx.c.prepareClient(s.GetSql())
 	if err != nil {
-		if denied := tx.c.guard.take(); denied != "" {
+		if denied != "" {
 			err = errors.New(denied)
 		}
 		return fail(err)
 	}
-	defer st.Close()
-	sst := st.(*sqlite3.SQLiteStmt)
+	defer sst.Close()
 	if readOnly && !sst.Readonly() {
 		return fail(errors.New("is not read-only; send writes with Execute or Request"))
 	}
 	if sst.Readonly() {
-		res, _, err := runQuery(context.Background(), sst, s, 0)
+		// The same bound on every replica, so a read too large for it fails
+		// the same way everywhere.
+		res, _, err := runQuery(context.Background(), sst, s, tx.db.opts.MaxResultBytes)
 		if err != nil {
 			return fail(err)
 		}
