@@ -24,7 +24,12 @@ type Result struct {
 	Err     error
 
 	rolledBack bool // a transaction request failed: undo the entry
+	aborted    bool // the entry's SQL rolled back the whole SQLite transaction
 }
+
+// errEntryAborted: an entry's own SQL (INSERT OR ROLLBACK, RAISE(ROLLBACK))
+// rolled back the batch's transaction, undoing the entries before it too.
+var errEntryAborted = errors.New("an entry rolled back the batch transaction")
 
 // FSM applies committed entries to SQLite. It implements raft.BatchingFSM:
 // every batch of entries Raft hands over is applied in one SQLite
@@ -127,10 +132,12 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if err == nil {
 		return out
 	}
-	// SQLite rolled the whole transaction back (I/O error, out of memory):
-	// nothing of the batch is in the file. Apply entry by entry so one bad
-	// entry cannot take its neighbours with it.
-	f.logger.Error("batch apply failed; applying entries one by one", "err", err, "entries", len(logs))
+	// The whole transaction was rolled back (by an entry's own SQL, or by
+	// SQLite after an I/O error): nothing of the batch is in the file. Apply
+	// entry by entry so one entry cannot take its neighbours with it.
+	if !errors.Is(err, errEntryAborted) {
+		f.logger.Error("batch apply failed; applying entries one by one", "err", err, "entries", len(logs))
+	}
 	out = make([]any, len(logs))
 	for i, l := range logs {
 		res, err := f.applyInTx([]*raft.Log{l})
@@ -165,11 +172,24 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 			out[i] = &Result{}
 			continue
 		}
+		// Recording the position first also starts every entry from the
+		// same connection state on every replica, however entries were
+		// batched: changes() is 1 and last_insert_rowid() is 0.
+		if err := tx.SetApplied(sqlitedb.Position{Index: l.Index, Term: l.Term}); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
 		res, changed := f.applyCommand(tx, l)
 		nodesChanged = nodesChanged || changed
 		out[i] = res
 		if tx.Aborted() {
 			tx.Rollback()
+			if res.aborted && len(logs) == 1 {
+				return f.recordAborted(l, res)
+			}
+			if res.aborted {
+				return nil, errEntryAborted
+			}
 			return nil, fmt.Errorf("transaction aborted at index %d", l.Index)
 		}
 	}
@@ -189,6 +209,27 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 	}
 	f.setApplied(last.Index)
 	return out, nil
+}
+
+// recordAborted records, in a transaction of its own, that an entry whose
+// SQL rolled everything back has been applied: its effects are gone on
+// every replica alike, and its results say why.
+func (f *FSM) recordAborted(l *raft.Log, res *Result) ([]any, error) {
+	tx, err := f.db.Begin()
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.SetApplied(sqlitedb.Position{Index: l.Index, Term: l.Term}); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	f.batches.Add(1)
+	f.entries.Add(1)
+	f.setApplied(l.Index)
+	return []any{res}, nil
 }
 
 // applyCommand runs one entry inside a savepoint. It reports whether the
@@ -216,6 +257,9 @@ func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, bool) {
 	default:
 		res = &Result{Err: fmt.Errorf("entry %d: unknown command", l.Index)}
 	}
+	if res.aborted {
+		return res, false // nothing left to roll back to
+	}
 	if res.Err != nil || res.rolledBack {
 		if err := tx.RollbackTo("entry"); err != nil && !tx.Aborted() {
 			res.Err = errors.Join(res.Err, err)
@@ -242,11 +286,31 @@ func runStatements(tx *sqlitedb.Tx, stmts []*sqlraftv1.Statement, transaction, r
 		}
 		r := tx.Run(s, readOnly)
 		res.Results = append(res.Results, r)
+		if tx.Aborted() {
+			abortedBy(res, i, len(stmts))
+			return res
+		}
 		if transaction && resultError(r) != "" {
 			failed, res.rolledBack = i, true
 		}
 	}
 	return res
+}
+
+// abortedBy marks a request whose statement i rolled back the whole SQLite
+// transaction (INSERT OR ROLLBACK, RAISE(ROLLBACK)): the statements before
+// it were undone and those after it must not run, since the connection is
+// no longer inside a transaction.
+func abortedBy(res *Result, i, n int) {
+	res.aborted = true
+	for j := 0; j < i; j++ {
+		res.Results[j] = &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: &sqlraftv1.ExecuteResult{
+			Error: fmt.Sprintf("rolled back: statement %d rolled back the whole transaction", i)}}}
+	}
+	for j := i + 1; j < n; j++ {
+		res.Results = append(res.Results, &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
+			Execute: &sqlraftv1.ExecuteResult{Error: fmt.Sprintf("not executed: statement %d rolled back the whole transaction", i)}}})
+	}
 }
 
 func resultError(r *sqlraftv1.RequestResult) string {

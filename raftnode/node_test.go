@@ -123,3 +123,48 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatalf("after replay: %d rows at %d, want 2 at 4", n, fsm2.Applied())
 	}
 }
+
+// TestEntryThatRollsBackEverything applies a batch in which the middle
+// entry's SQL rolls back the whole SQLite transaction (INSERT OR ROLLBACK):
+// its neighbours must apply exactly once, it must apply not at all, and its
+// results must say so.
+func TestEntryThatRollsBackEverything(t *testing.T) {
+	db, err := sqlitedb.Open(t.TempDir()+"/db.sqlite", sqlitedb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store, err := snapshot.New(t.TempDir(), snapshot.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	fsm, err := raftnode.NewFSM(db, store, servertest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm.ApplyBatch([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogCommand, Data: command(t, false,
+		"CREATE TABLE u(k UNIQUE)", "CREATE TABLE v(x)", "INSERT INTO u VALUES(1)")}})
+	out := fsm.ApplyBatch([]*raft.Log{
+		{Index: 2, Term: 1, Type: raft.LogCommand, Data: command(t, false, "INSERT INTO v VALUES('before')")},
+		{Index: 3, Term: 1, Type: raft.LogCommand, Data: command(t, false,
+			"INSERT INTO v VALUES('undone')", "INSERT OR ROLLBACK INTO u VALUES(1)", "INSERT INTO v VALUES('never')")},
+		{Index: 4, Term: 1, Type: raft.LogCommand, Data: command(t, false, "INSERT INTO v VALUES(last_insert_rowid())")},
+	})
+	r := out[1].(*raftnode.Result)
+	if r.Err != nil || len(r.Results) != 3 || r.Results[0].GetExecute().GetError() == "" ||
+		r.Results[1].GetExecute().GetError() == "" || r.Results[2].GetExecute().GetError() == "" {
+		t.Fatalf("aborting entry's results: %+v", r)
+	}
+	res, _, err := db.Query(context.Background(), stmts("SELECT group_concat(x, ',') FROM v"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entry 4 sees last_insert_rowid() = 0 whatever ran before it.
+	if got := res[0].GetRows()[0].GetValues()[0].GetText(); got != "before,0" {
+		t.Fatalf("v holds %q, want \"before,0\"", got)
+	}
+	if fsm.Applied() != 4 {
+		t.Fatalf("applied %d, want 4", fsm.Applied())
+	}
+}

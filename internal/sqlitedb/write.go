@@ -39,13 +39,18 @@ func (tx *Tx) internalExec(sql string, args ...driver.NamedValue) error {
 	return tx.c.execPrepared(context.Background(), sql, args...)
 }
 
-// Commit commits and ends the transaction.
+// Commit commits and ends the transaction. If COMMIT fails, the
+// transaction is rolled back, so the writer is never left inside one.
 func (tx *Tx) Commit() error {
 	defer tx.db.mu.RUnlock()
 	if tx.c.AutoCommit() {
 		return errors.New("transaction was rolled back by SQLite before commit")
 	}
-	return tx.internalExec("COMMIT")
+	err := tx.internalExec("COMMIT")
+	if err != nil && !tx.c.AutoCommit() {
+		err = errors.Join(err, tx.internalExec("ROLLBACK"))
+	}
+	return err
 }
 
 // Rollback abandons the transaction.
