@@ -166,7 +166,7 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var nodesChanged bool
+	var nodeChanges []func(map[string]string)
 	for i, l := range logs {
 		if l.Index <= f.Applied() || l.Type != raft.LogCommand {
 			out[i] = &Result{}
@@ -179,8 +179,10 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 			tx.Rollback()
 			return nil, err
 		}
-		res, changed := f.applyCommand(tx, l)
-		nodesChanged = nodesChanged || changed
+		res, change := f.applyCommand(tx, l)
+		if change != nil {
+			nodeChanges = append(nodeChanges, change)
+		}
 		out[i] = res
 		if tx.Aborted() {
 			tx.Rollback()
@@ -202,10 +204,12 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 	}
 	f.batches.Add(1)
 	f.entries.Add(uint64(len(logs)))
-	if nodesChanged {
-		if err := f.reload(); err != nil {
-			f.logger.Error("reload node table", "err", err)
+	if len(nodeChanges) > 0 { // mirror the committed node table in memory
+		f.mu.Lock()
+		for _, change := range nodeChanges {
+			change(f.nodes)
 		}
+		f.mu.Unlock()
 	}
 	f.setApplied(last.Index)
 	return out, nil
@@ -232,44 +236,49 @@ func (f *FSM) recordAborted(l *raft.Log, res *Result) ([]any, error) {
 	return []any{res}, nil
 }
 
-// applyCommand runs one entry inside a savepoint. It reports whether the
-// node table changed.
-func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, bool) {
+// applyCommand runs one entry inside a savepoint. When the entry changed
+// the node table, it also returns the same change for the in-memory copy,
+// to make once the transaction commits.
+func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, func(map[string]string)) {
 	var cmd raftlogv1.Command
 	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
-		return &Result{Err: fmt.Errorf("decode entry %d: %w", l.Index, err)}, false
+		return &Result{Err: fmt.Errorf("decode entry %d: %w", l.Index, err)}, nil
 	}
 	tx.SetClock(time.Unix(0, cmd.GetNowUnixNanos()), cmd.GetRandomSeed())
 	if err := tx.Savepoint("entry"); err != nil {
-		return &Result{Err: err}, false
+		return &Result{Err: err}, nil
 	}
 	var res *Result
-	changed := false
+	var change func(map[string]string)
 	switch k := cmd.GetKind().(type) {
 	case *raftlogv1.Command_Request:
 		res = runStatements(tx, k.Request.GetStatements(), k.Request.GetTransaction(), false)
 	case *raftlogv1.Command_Query:
 		res = runStatements(tx, k.Query.GetStatements(), false, true)
 	case *raftlogv1.Command_SetNode:
-		res, changed = &Result{Err: tx.SetNode(k.SetNode.GetId(), k.SetNode.GetGrpcAddress())}, true
+		id, addr := k.SetNode.GetId(), k.SetNode.GetGrpcAddress()
+		res = &Result{Err: tx.SetNode(id, addr)}
+		change = func(m map[string]string) { m[id] = addr }
 	case *raftlogv1.Command_RemoveNode:
-		res, changed = &Result{Err: tx.RemoveNode(k.RemoveNode)}, true
+		res = &Result{Err: tx.RemoveNode(k.RemoveNode)}
+		change = func(m map[string]string) { delete(m, k.RemoveNode) }
 	default:
 		res = &Result{Err: fmt.Errorf("entry %d: unknown command", l.Index)}
 	}
 	if res.aborted {
-		return res, false // nothing left to roll back to
+		return res, nil // nothing left to roll back to
 	}
 	if res.Err != nil || res.rolledBack {
 		if err := tx.RollbackTo("entry"); err != nil && !tx.Aborted() {
 			res.Err = errors.Join(res.Err, err)
 		}
-		return res, false
+		return res, nil
 	}
 	if err := tx.Release("entry"); err != nil {
 		res.Err = err
+		return res, nil
 	}
-	return res, changed
+	return res, change
 }
 
 // runStatements runs a request's statements in order. With transaction set,

@@ -191,3 +191,26 @@ func TestSingleNodeRestartKeepsData(t *testing.T) {
 		t.Fatalf("%d rows, want 21: replayed entries must not apply twice", got)
 	}
 }
+
+// TestStalledStreamsDoNotStarveReads opens more streams than the reader pool
+// has connections and never reads them; validation and reads go on.
+func TestStalledStreamsDoNotStarveReads(t *testing.T) {
+	c := servertest.New(t, 1, servertest.Options{})
+	n := c.Leader()
+	exec(t, n, st("CREATE TABLE s(i)"), st("INSERT INTO s WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 100000) SELECT i FROM n"))
+	sctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; i < 6; i++ {
+		stream, err := n.DB().QueryStream(sctx, &sqlraftv1.QueryStreamRequest{Statement: st("SELECT i, randomblob(100) FROM s"), BatchSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil { // the stream is running; now stop reading it
+			t.Fatal(err)
+		}
+	}
+	exec(t, n, st("INSERT INTO s VALUES(-1)"))
+	if got := count(t, n, "s", sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE); got != 100001 {
+		t.Fatalf("%d rows", got)
+	}
+}

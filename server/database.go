@@ -126,7 +126,7 @@ func (d *database) QueryStream(req *sqlraftv1.QueryStreamRequest, stream sqlraft
 	if err != nil {
 		return d.s.toStatus(err)
 	}
-	batch := int(req.GetBatchSize())
+	batch := int(min(req.GetBatchSize(), maxBatchRows))
 	if batch <= 0 {
 		batch = 500
 	}
@@ -209,6 +209,10 @@ func (s *Server) prepareRead(ctx context.Context, level sqlraftv1.ReadConsistenc
 		return s.node.LinearizableRead(ctx)
 	}
 }
+
+// maxBatchRows bounds QueryStream's batch_size, so a stream never holds
+// more than this many rows in memory.
+const maxBatchRows = 10000
 
 // backupChunk is the size of each Backup message.
 const backupChunk = 256 << 10

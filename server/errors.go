@@ -59,7 +59,7 @@ func (s *Server) toStatus(err error) error {
 		return withInfo(codes.FailedPrecondition, err.Error(), ReasonStale, nil)
 	case errors.Is(err, raftnode.ErrUnknownNode):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, sqlitedb.ErrResultTooLarge):
+	case errors.Is(err, sqlitedb.ErrResultTooLarge), errors.Is(err, sqlitedb.ErrTooManyStreams):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, sqlitedb.ErrClosed), errors.Is(err, raftnode.ErrShutdown):
 		return status.Error(codes.Unavailable, "node is shutting down")

@@ -26,11 +26,18 @@ type Options struct {
 	// MaxResultBytes bounds the rows one Query call collects (approximate
 	// encoded size; default 64 MiB). Larger results need QueryStream.
 	MaxResultBytes int
+	// MaxStreams bounds concurrent QueryStream calls (default 16). Each has a
+	// connection of its own, so clients that stop reading their streams
+	// cannot starve the pool that validation and local reads use.
+	MaxStreams int
 }
 
 func (o *Options) defaults() {
 	if o.Readers <= 0 {
 		o.Readers = 4
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 16
 	}
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = 64 << 20
@@ -53,6 +60,7 @@ type DB struct {
 	writer  *conn
 	clock   *Clock
 	readers chan *conn
+	streams chan struct{} // one token per QueryStream in progress
 }
 
 // conn is one SQLite connection with its authorizer and its prepared
@@ -107,7 +115,7 @@ func (c *conn) internal(fn func() error) error {
 // Open opens (creating if needed) the database file at path in WAL mode.
 func Open(path string, opts Options) (*DB, error) {
 	opts.defaults()
-	db := &DB{path: path, opts: opts, clock: newClock()}
+	db := &DB{path: path, opts: opts, clock: newClock(), streams: make(chan struct{}, opts.MaxStreams)}
 	if err := db.openConns(); err != nil {
 		return nil, err
 	}
@@ -220,6 +228,30 @@ func (db *DB) withReader(ctx context.Context, fn func(*conn) error) error {
 		return ctx.Err()
 	}
 	defer func() { db.readers <- c }()
+	return fn(c)
+}
+
+// ErrTooManyStreams is returned when Options.MaxStreams streams are running.
+var ErrTooManyStreams = errors.New("too many query streams in progress; retry later")
+
+// withStreamConn runs fn on a read-only connection opened for it alone.
+func (db *DB) withStreamConn(fn func(*conn) error) error {
+	select {
+	case db.streams <- struct{}{}:
+		defer func() { <-db.streams }()
+	default:
+		return ErrTooManyStreams
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	c, err := db.openReader()
+	if err != nil {
+		return err
+	}
+	defer c.close()
 	return fn(c)
 }
 
