@@ -128,7 +128,7 @@ func (n *Node) LinearizableRead(ctx context.Context) (uint64, error) {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, n.notLeader()
 		}
-		return 0, err
+		return 0, n.applyError(err)
 	}
 	if err := n.fsm.WaitApplied(ctx, n.stateIndex(idx)); err != nil {
 		return 0, err

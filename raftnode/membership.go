@@ -14,6 +14,9 @@ import (
 // ErrUnknownNode: the node is not in the configuration.
 var ErrUnknownNode = errors.New("no such node in the cluster configuration")
 
+// ErrInvalid: the request makes no sense in the cluster's current state.
+var ErrInvalid = errors.New("invalid request")
+
 // Member is one server of the Raft configuration with its client address.
 type Member struct {
 	ID          string
@@ -150,6 +153,9 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 		}
 		if target == nil || !target.Voter {
 			return fmt.Errorf("%w: %q is not a voter", ErrUnknownNode, id)
+		}
+		if id == n.cfg.ID {
+			return fmt.Errorf("%w: %q already leads", ErrInvalid, id)
 		}
 		f = n.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(target.RaftAddress))
 	}

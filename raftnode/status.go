@@ -2,7 +2,10 @@ package raftnode
 
 import (
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/sqlraft/sqlraft/snapshot"
 )
@@ -51,6 +54,9 @@ func (n *Node) Term() uint64 { return n.term() }
 // Snapshot takes a Raft snapshot now and describes it.
 func (n *Node) Snapshot() (snapshot.Info, error) {
 	if err := n.raft.Snapshot().Error(); err != nil {
+		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return snapshot.Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 		return snapshot.Info{}, err
 	}
 	info, ok := n.snapshots.Latest()

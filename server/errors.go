@@ -59,6 +59,8 @@ func (s *Server) toStatus(err error) error {
 		return withInfo(codes.FailedPrecondition, err.Error(), ReasonStale, nil)
 	case errors.Is(err, raftnode.ErrUnknownNode):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, raftnode.ErrInvalid):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, sqlitedb.ErrResultTooLarge), errors.Is(err, sqlitedb.ErrTooManyStreams):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, sqlitedb.ErrClosed), errors.Is(err, raftnode.ErrShutdown):

@@ -264,6 +264,18 @@ func (db *DB) Replace(src string) error {
 	if db.closed {
 		return ErrClosed
 	}
+	err := db.swap(src)
+	if db.writer == nil { // the connections were closed: reopen on whichever file is there
+		if oerr := db.openConns(); oerr != nil {
+			db.closed = true // fail every later call rather than hang or crash
+			return errors.Join(err, fmt.Errorf("reopen after replace: %w", oerr))
+		}
+	}
+	return err
+}
+
+// swap closes every connection and renames src over the database file.
+func (db *DB) swap(src string) error {
 	if err := db.closeConns(); err != nil {
 		return fmt.Errorf("close before replace: %w", err)
 	}
@@ -275,7 +287,7 @@ func (db *DB) Replace(src string) error {
 	if err := os.Rename(src, db.path); err != nil {
 		return fmt.Errorf("replace database: %w", err)
 	}
-	return db.openConns()
+	return nil
 }
 
 // Backup writes a consistent, compact copy of the database to dst with

@@ -210,3 +210,18 @@ func TestLookupPragmasAndStaleRefusals(t *testing.T) {
 		t.Fatalf("after a pragma: %v %v", res, err)
 	}
 }
+
+// TestFailedReplaceKeepsTheDatabase replaces with a file that does not
+// exist: the old database must stay open and usable.
+func TestFailedReplaceKeepsTheDatabase(t *testing.T) {
+	db := openTest(t)
+	write(t, db, 1, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(1)"))
+	if err := db.Replace(filepath.Join(t.TempDir(), "missing.db")); err == nil {
+		t.Fatal("Replace of a missing file succeeded")
+	}
+	out, pos, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("SELECT count(*) FROM t")})
+	if err != nil || pos.Index != 1 || out[0].Rows[0].Values[0].GetInteger() != 1 {
+		t.Fatalf("after a failed replace: %v %v %v", out, pos, err)
+	}
+	write(t, db, 2, time.Now(), 1, stmt("INSERT INTO t VALUES(2)"))
+}
