@@ -135,7 +135,10 @@ func (n *Node) catchUpFromSnapshot() error {
 		return err
 	}
 	latest := list[0]
-	if n.fsm.Applied() >= latest.Index {
+	// A snapshot taken just after an election ends on the leader's barrier,
+	// which the FSM never sees: compare with the last entry that changed
+	// state (or, when the log cannot tell, with the snapshot's index).
+	if target, _ := n.lastStateEntry(latest.Index); n.fsm.Applied() >= target {
 		return nil
 	}
 	n.logger.Warn("database is behind the newest snapshot; restoring it", "applied", n.fsm.Applied(), "snapshot", latest.Index)

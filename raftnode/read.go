@@ -96,18 +96,29 @@ func (r *readIndex) close() {
 // at or before i, or 0 when the log no longer holds it (it is then inside
 // the snapshot the FSM started from).
 func (n *Node) stateIndex(i uint64) uint64 {
+	last, known := n.lastStateEntry(i)
+	if !known {
+		return 0
+	}
+	return last
+}
+
+// lastStateEntry returns the last command or configuration entry at or
+// before i, walking back over no-ops and barriers; known is false when the
+// log no longer holds the entries needed to tell.
+func (n *Node) lastStateEntry(i uint64) (last uint64, known bool) {
 	first, err := n.logStore.FirstIndex()
 	if err != nil {
-		return i
+		return i, false
 	}
 	for ; i >= first && i > 0; i-- {
 		var l raft.Log
 		if err := n.logStore.GetLog(i, &l); err != nil {
-			return 0
+			return i, false
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
-			return i
+			return i, true
 		}
 	}
-	return 0
+	return i, false
 }

@@ -190,6 +190,21 @@ func TestSingleNodeRestartKeepsData(t *testing.T) {
 	if got := count(t, n, "t", sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE); got != 21 {
 		t.Fatalf("%d rows, want 21: replayed entries must not apply twice", got)
 	}
+	// A snapshot that ends on the new leader's barrier (no write since the
+	// election) must not make the next start restore it.
+	c.Stop(0)
+	c.Restart(0)
+	if _, err := c.Leader().Cluster().Snapshot(ctx(t), &sqlraftv1.SnapshotRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Stop(0)
+	c.Restart(0)
+	if got := c.Leader().Raft.FSM().Restores(); got != 0 {
+		t.Errorf("restart restored the snapshot %d time(s); the database already held it", got)
+	}
+	if got := count(t, c.Leader(), "t", sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE); got != 21 {
+		t.Fatalf("%d rows after restarts, want 21", got)
+	}
 }
 
 // TestStalledStreamsDoNotStarveReads opens more streams than the reader pool
