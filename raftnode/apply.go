@@ -55,6 +55,7 @@ func (n *Node) propose(ctx context.Context, cmd *raftlogv1.Command) (*Applied, e
 	rand.Read(seed[:])
 	cmd.NowUnixNanos = time.Now().UnixNano()
 	cmd.RandomSeed = binary.LittleEndian.Uint64(seed[:])
+	cmd.Proposer = n.cfg.ID
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, err

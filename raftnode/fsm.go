@@ -40,6 +40,7 @@ var errEntryAborted = errors.New("an entry rolled back the batch transaction")
 // so after a restart the FSM knows exactly which entries the file already
 // holds and skips them when Raft replays its log.
 type FSM struct {
+	id     string // this node's ID: STRONG reads run only on their proposer
 	db     *sqlitedb.DB
 	store  SnapshotStore
 	logger *slog.Logger
@@ -54,10 +55,10 @@ type FSM struct {
 	nodes            map[string]string
 }
 
-// NewFSM returns an FSM over db, positioned at the index db records, that
-// takes and installs snapshots through store.
-func NewFSM(db *sqlitedb.DB, store SnapshotStore, logger *slog.Logger) (*FSM, error) {
-	f := &FSM{db: db, store: store, logger: logger, notify: make(chan struct{})}
+// NewFSM returns the FSM of node id over db, positioned at the index db
+// records, that takes and installs snapshots through store.
+func NewFSM(id string, db *sqlitedb.DB, store SnapshotStore, logger *slog.Logger) (*FSM, error) {
+	f := &FSM{id: id, db: db, store: store, logger: logger, notify: make(chan struct{})}
 	if err := f.reload(); err != nil {
 		return nil, err
 	}
@@ -254,7 +255,10 @@ func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, func(map[stri
 	case *raftlogv1.Command_Request:
 		res = runStatements(tx, k.Request.GetStatements(), k.Request.GetTransaction(), false)
 	case *raftlogv1.Command_Query:
-		res = runStatements(tx, k.Query.GetStatements(), false, true)
+		res = &Result{}
+		if cmd.GetProposer() == f.id {
+			res = runStatements(tx, k.Query.GetStatements(), false, true)
+		}
 	case *raftlogv1.Command_SetNode:
 		id, addr := k.SetNode.GetId(), k.SetNode.GetGrpcAddress()
 		res = &Result{Err: tx.SetNode(id, addr)}

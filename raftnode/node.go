@@ -90,7 +90,7 @@ func (n *Node) open() error {
 	if n.snapshots, err = n.openSnapshots(); err != nil {
 		return err
 	}
-	if n.fsm, err = NewFSM(n.db, n.snapshots, n.logger); err != nil {
+	if n.fsm, err = NewFSM(cfg.ID, n.db, n.snapshots, n.logger); err != nil {
 		return err
 	}
 	walDir := filepath.Join(cfg.DataDir, "raft")

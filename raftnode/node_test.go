@@ -86,7 +86,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	fsm, err := raftnode.NewFSM(db, store, servertest.Logger())
+	fsm, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatalf("%d rows, want 2 (1 and 3; the failed transaction's 2 rolled back)", n)
 	}
 	// A new FSM on the same file knows where it is and skips a replay.
-	fsm2, err := raftnode.NewFSM(db, store, servertest.Logger())
+	fsm2, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestEntryThatRollsBackEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	fsm, err := raftnode.NewFSM(db, store, servertest.Logger())
+	fsm, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}

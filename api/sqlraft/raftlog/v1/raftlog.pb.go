@@ -37,7 +37,10 @@ type Command struct {
 	// 'now', CURRENT_TIMESTAMP and friends mean on every replica.
 	NowUnixNanos int64 `protobuf:"varint,10,opt,name=now_unix_nanos,json=nowUnixNanos,proto3" json:"now_unix_nanos,omitempty"`
 	// Seed for RANDOM() and RANDOMBLOB() on every replica.
-	RandomSeed    uint64 `protobuf:"varint,11,opt,name=random_seed,json=randomSeed,proto3" json:"random_seed,omitempty"`
+	RandomSeed uint64 `protobuf:"varint,11,opt,name=random_seed,json=randomSeed,proto3" json:"random_seed,omitempty"`
+	// ID of the node that proposed the entry. Only it runs a STRONG read's
+	// statements: reads change nothing, and only it answers the client.
+	Proposer      string `protobuf:"bytes,12,opt,name=proposer,proto3" json:"proposer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -129,6 +132,13 @@ func (x *Command) GetRandomSeed() uint64 {
 	return 0
 }
 
+func (x *Command) GetProposer() string {
+	if x != nil {
+		return x.Proposer
+	}
+	return ""
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -218,7 +228,7 @@ var File_sqlraft_raftlog_v1_raftlog_proto protoreflect.FileDescriptor
 
 const file_sqlraft_raftlog_v1_raftlog_proto_rawDesc = "" +
 	"\n" +
-	" sqlraft/raftlog/v1/raftlog.proto\x12\x12sqlraft.raftlog.v1\x1a\x19sqlraft/v1/database.proto\"\xa3\x02\n" +
+	" sqlraft/raftlog/v1/raftlog.proto\x12\x12sqlraft.raftlog.v1\x1a\x19sqlraft/v1/database.proto\"\xbf\x02\n" +
 	"\aCommand\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.sqlraft.v1.RequestRequestH\x00R\arequest\x120\n" +
 	"\x05query\x18\x02 \x01(\v2\x18.sqlraft.v1.QueryRequestH\x00R\x05query\x12<\n" +
@@ -228,7 +238,8 @@ const file_sqlraft_raftlog_v1_raftlog_proto_rawDesc = "" +
 	"\x0enow_unix_nanos\x18\n" +
 	" \x01(\x03R\fnowUnixNanos\x12\x1f\n" +
 	"\vrandom_seed\x18\v \x01(\x04R\n" +
-	"randomSeedB\x06\n" +
+	"randomSeed\x12\x1a\n" +
+	"\bproposer\x18\f \x01(\tR\bproposerB\x06\n" +
 	"\x04kind\"@\n" +
 	"\vNodeAddress\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
