@@ -227,8 +227,23 @@ func (db *DB) withReader(ctx context.Context, fn func(*conn) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { db.readers <- c }()
+	defer func() { db.readers <- db.healthy(c) }()
 	return fn(c)
+}
+
+// healthy returns c, or a fresh connection in its place when c was left
+// inside a transaction (its ROLLBACK failed), so the pool never hands out a
+// connection stuck on an old snapshot of the data.
+func (db *DB) healthy(c *conn) *conn {
+	if c.AutoCommit() {
+		return c
+	}
+	c.close()
+	fresh, err := db.openReader()
+	if err != nil {
+		return c // closed: its next use fails instead of reading stale data
+	}
+	return fresh
 }
 
 // ErrTooManyStreams is returned when Options.MaxStreams streams are running.

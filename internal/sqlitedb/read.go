@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
@@ -69,7 +70,14 @@ func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind
 	return kinds, err
 }
 
+// renameIntoMeta matches ALTER TABLE ... RENAME TO a name in sqlraft's
+// reserved prefix, which the authorizer cannot see (it is told the old name).
+var renameIntoMeta = regexp.MustCompile(`(?i)\bRENAME\s+TO\s+["'\[\x60]?` + metaPrefix)
+
 func checkStatement(s *sqlraftv1.Statement) error {
+	if renameIntoMeta.MatchString(s.GetSql()) {
+		return fmt.Errorf("names starting with %s are reserved for sqlraft's own tables", metaPrefix)
+	}
 	names := make([]string, 0, len(s.GetNamedParams()))
 	for _, k := range sortedKeys(s) {
 		names = append(names, paramName(k))
