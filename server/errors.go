@@ -63,6 +63,8 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, sqlitedb.ErrResultTooLarge), errors.Is(err, sqlitedb.ErrTooManyStreams):
 		return status.Error(codes.ResourceExhausted, err.Error())
+	case errors.Is(err, sqlitedb.ErrStreamStopped):
+		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, sqlitedb.ErrClosed), errors.Is(err, raftnode.ErrShutdown):
 		return status.Error(codes.Unavailable, "node is shutting down")
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -30,6 +31,11 @@ type Options struct {
 	// connection of its own, so clients that stop reading their streams
 	// cannot starve the pool that validation and local reads use.
 	MaxStreams int
+	// StreamStopWait is how long Replace and Close wait for the streams they
+	// stop to let go of their connections (default 5 s). A stream whose
+	// client stopped reading cannot be stopped while it waits to send; past
+	// this bound the swap goes ahead without it.
+	StreamStopWait time.Duration
 }
 
 func (o *Options) defaults() {
@@ -38,6 +44,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxStreams <= 0 {
 		o.MaxStreams = 16
+	}
+	if o.StreamStopWait <= 0 {
+		o.StreamStopWait = 5 * time.Second
 	}
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = 64 << 20
@@ -61,6 +70,9 @@ type DB struct {
 	clock   *Clock
 	readers chan *conn
 	streams chan struct{} // one token per QueryStream in progress
+
+	streamMu sync.Mutex                        // guards active
+	active   map[*conn]context.CancelCauseFunc // streams in progress
 }
 
 // conn is one SQLite connection with its authorizer and its prepared
@@ -115,7 +127,8 @@ func (c *conn) internal(fn func() error) error {
 // Open opens (creating if needed) the database file at path in WAL mode.
 func Open(path string, opts Options) (*DB, error) {
 	opts.defaults()
-	db := &DB{path: path, opts: opts, clock: newClock(), streams: make(chan struct{}, opts.MaxStreams)}
+	db := &DB{path: path, opts: opts, clock: newClock(), streams: make(chan struct{}, opts.MaxStreams),
+		active: map[*conn]context.CancelCauseFunc{}}
 	if err := db.openConns(); err != nil {
 		return nil, err
 	}
@@ -210,6 +223,7 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	db.stopStreams()
 	return errors.Join(db.closeConns(), db.clock.close())
 }
 
@@ -249,8 +263,15 @@ func (db *DB) healthy(c *conn) *conn {
 // ErrTooManyStreams is returned when Options.MaxStreams streams are running.
 var ErrTooManyStreams = errors.New("too many query streams in progress; retry later")
 
+// ErrStreamStopped ends a stream that Replace or Close had to stop.
+var ErrStreamStopped = errors.New("stream stopped: the node is replacing or closing its database; retry")
+
 // withStreamConn runs fn on a read-only connection opened for it alone.
-func (db *DB) withStreamConn(fn func(*conn) error) error {
+// Unlike pooled reads, a stream does not hold the DB's lock while it runs:
+// its client may stop reading, and Replace (a snapshot install, on the FSM
+// goroutine) must never wait on a client. Replace and Close stop streams
+// through the context fn is given.
+func (db *DB) withStreamConn(ctx context.Context, fn func(context.Context, *conn) error) error {
 	select {
 	case db.streams <- struct{}{}:
 		defer func() { <-db.streams }()
@@ -258,16 +279,49 @@ func (db *DB) withStreamConn(fn func(*conn) error) error {
 		return ErrTooManyStreams
 	}
 	db.mu.RLock()
-	defer db.mu.RUnlock()
 	if db.closed {
+		db.mu.RUnlock()
 		return ErrClosed
 	}
 	c, err := db.openReader()
 	if err != nil {
+		db.mu.RUnlock()
 		return err
 	}
-	defer c.close()
-	return fn(c)
+	sctx, cancel := context.WithCancelCause(ctx)
+	db.streamMu.Lock()
+	db.active[c] = cancel
+	db.streamMu.Unlock()
+	db.mu.RUnlock()
+	defer func() {
+		cancel(nil)
+		c.close()
+		db.streamMu.Lock()
+		delete(db.active, c)
+		db.streamMu.Unlock()
+	}()
+	err = fn(sctx, c)
+	if err != nil && errors.Is(context.Cause(sctx), ErrStreamStopped) {
+		return ErrStreamStopped
+	}
+	return err
+}
+
+// stopStreams cancels every stream and waits, up to StreamStopWait, for
+// them to close their connections. The caller holds db.mu exclusively, so
+// no new stream starts meanwhile.
+func (db *DB) stopStreams() {
+	db.streamMu.Lock()
+	for _, cancel := range db.active {
+		cancel(ErrStreamStopped)
+	}
+	deadline := time.Now().Add(db.opts.StreamStopWait)
+	for len(db.active) > 0 && time.Now().Before(deadline) {
+		db.streamMu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+		db.streamMu.Lock()
+	}
+	db.streamMu.Unlock()
 }
 
 // Replace swaps the database file for the one at src (which is moved, not
@@ -279,6 +333,7 @@ func (db *DB) Replace(src string) error {
 	if db.closed {
 		return ErrClosed
 	}
+	db.stopStreams()
 	err := db.swap(src)
 	if db.writer == nil { // the connections were closed: reopen on whichever file is there
 		if oerr := db.openConns(); oerr != nil {

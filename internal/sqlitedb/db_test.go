@@ -226,3 +226,52 @@ func TestFailedReplaceKeepsTheDatabase(t *testing.T) {
 	}
 	write(t, db, 2, time.Now(), 1, stmt("INSERT INTO t VALUES(2)"))
 }
+
+// TestReplaceDoesNotWaitForAStalledStream starts a stream whose sender never
+// returns (a client that stopped reading) and replaces the database: the
+// swap must go ahead within StreamStopWait, and reads see the new file.
+func TestReplaceDoesNotWaitForAStalledStream(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(filepath.Join(dir, "db.sqlite"), Options{StreamStopWait: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	write(t, db, 1, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(1), (2), (3)"))
+	other := openTest(t)
+	write(t, other, 9, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(42)"))
+	copyPath := filepath.Join(dir, "copy.db")
+	if err := other.Backup(context.Background(), copyPath); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	sending := make(chan struct{})
+	streamErr := make(chan error, 1)
+	go func() {
+		streamErr <- db.QueryStream(context.Background(), stmt("SELECT x FROM t"), 1,
+			func(Position, []string, []string, []*sqlraftv1.Row) error {
+				select {
+				case sending <- struct{}{}:
+				default:
+				}
+				<-release // the client never reads
+				return errors.New("client gone")
+			})
+	}()
+	<-sending
+	done := make(chan error, 1)
+	go func() { done <- db.Replace(copyPath) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Replace waited for a stalled stream")
+	}
+	pos, _, err := db.Checksum(context.Background())
+	if err != nil || pos.Index != 9 {
+		t.Fatalf("after replace: %v %v", pos, err)
+	}
+}

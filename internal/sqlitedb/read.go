@@ -268,7 +268,7 @@ func (c *conn) execPrepared(ctx context.Context, sql string, args ...driver.Name
 // batches of batchSize; the first call carries the columns and types.
 func (db *DB) QueryStream(ctx context.Context, s *sqlraftv1.Statement, batchSize int,
 	send func(pos Position, cols, types []string, rows []*sqlraftv1.Row) error) error {
-	return db.withStreamConn(func(c *conn) error {
+	return db.withStreamConn(ctx, func(ctx context.Context, c *conn) error {
 		return readTx(ctx, c, func() error {
 			pos, err := readApplied(ctx, c)
 			if err != nil {
