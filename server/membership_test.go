@@ -30,6 +30,17 @@ func nodesByID(t *testing.T, n *servertest.Node) map[string]*sqlraftv1.Node {
 func TestJoinIsIdempotentAndUpdates(t *testing.T) {
 	c := servertest.New(t, 3, servertest.Options{})
 	f := c.Followers()[0]
+	// Every member publishes its client address (the followers were
+	// bootstrapped as members, never joined), is reachable and reports its
+	// applied index. Once they have, nothing else appends to the log.
+	c.Eventually(10*time.Second, func() error {
+		for id, m := range nodesByID(t, f) {
+			if !m.GetReachable() || m.GetAppliedIndex() == 0 || m.GetGrpcAddress() == "" {
+				return errorf("%s listed as %v", id, m)
+			}
+		}
+		return nil
+	})
 	join := &sqlraftv1.JoinRequest{Id: "replica", RaftAddress: "127.0.0.1:1", GrpcAddress: "127.0.0.1:2", NonVoter: true}
 	if _, err := f.Cluster().Join(ctx(t), join); err != nil {
 		t.Fatal(err)
@@ -64,17 +75,6 @@ func TestJoinIsIdempotentAndUpdates(t *testing.T) {
 	}
 	_, err := f.Cluster().Remove(ctx(t), &sqlraftv1.RemoveRequest{Id: "nobody"})
 	wantCode(t, err, codes.NotFound)
-	// Every member publishes its client address (the followers were
-	// bootstrapped as members, never joined), is reachable and reports its
-	// applied index.
-	c.Eventually(10*time.Second, func() error {
-		for id, m := range nodesByID(t, f) {
-			if !m.GetReachable() || m.GetAppliedIndex() == 0 || m.GetGrpcAddress() == "" {
-				return errorf("%s listed as %v", id, m)
-			}
-		}
-		return nil
-	})
 }
 
 // TestHealthServices checks grpc.health.v1: "" is SERVING on every ready
