@@ -112,7 +112,7 @@ func (n *Node) open() error {
 	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, compactedWAL{n.logStore}, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	n.reads = newReadIndex(n.raft, n.fsm)
+	n.reads = newReadIndex(n.raft)
 	n.observe()
 	return n.bootstrap()
 }

@@ -72,24 +72,32 @@ func command(t *testing.T, transaction bool, sql ...string) []byte {
 	return b
 }
 
-// TestFSMBatchKeepsEntriesAtomic applies one batch holding a good entry, a
-// failing transaction and another good entry, then replays it as Raft would
-// after a restart.
-func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
+// newFSM returns an FSM over a fresh database and snapshot store, closed
+// when the test ends.
+func newFSM(t *testing.T) (*sqlitedb.DB, *snapshot.Store, *raftnode.FSM) {
+	t.Helper()
 	db, err := sqlitedb.Open(t.TempDir()+"/db.sqlite", sqlitedb.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	store, err := snapshot.New(t.TempDir(), snapshot.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	t.Cleanup(func() { store.Close() })
 	fsm, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db, store, fsm
+}
+
+// TestFSMBatchKeepsEntriesAtomic applies one batch holding a good entry, a
+// failing transaction and another good entry, then replays it as Raft would
+// after a restart.
+func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
+	db, store, fsm := newFSM(t)
 	logs := []*raft.Log{
 		{Index: 1, Term: 1, Type: raft.LogCommand, Data: command(t, false, "CREATE TABLE t(v UNIQUE)", "INSERT INTO t VALUES(1)")},
 		{Index: 2, Term: 1, Type: raft.LogCommand, Data: command(t, true, "INSERT INTO t VALUES(2)", "INSERT INTO t VALUES(1)")},
@@ -129,20 +137,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 // its neighbours must apply exactly once, it must apply not at all, and its
 // results must say so.
 func TestEntryThatRollsBackEverything(t *testing.T) {
-	db, err := sqlitedb.Open(t.TempDir()+"/db.sqlite", sqlitedb.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store, err := snapshot.New(t.TempDir(), snapshot.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	fsm, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, _, fsm := newFSM(t)
 	fsm.ApplyBatch([]*raft.Log{{Index: 1, Term: 1, Type: raft.LogCommand, Data: command(t, false,
 		"CREATE TABLE u(k UNIQUE)", "CREATE TABLE v(x)", "INSERT INTO u VALUES(1)")}})
 	out := fsm.ApplyBatch([]*raft.Log{

@@ -34,7 +34,7 @@ type readResult struct {
 // ErrShutdown: the node is shutting down.
 var ErrShutdown = errors.New("raftnode: node is shutting down")
 
-func newReadIndex(r *raft.Raft, _ *FSM) *readIndex { return &readIndex{raft: r} }
+func newReadIndex(r *raft.Raft) *readIndex { return &readIndex{raft: r} }
 
 // confirm returns a commit index recorded after the call began and
 // confirmed by a quorum round that started after it was recorded.

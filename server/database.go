@@ -19,15 +19,19 @@ type database struct {
 	s *Server
 }
 
-// Execute implements DatabaseService.Execute.
+// Execute implements DatabaseService.Execute. The statements are validated
+// by the leader, once, before it proposes them.
 func (d *database) Execute(ctx context.Context, req *sqlraftv1.ExecuteRequest) (*sqlraftv1.ExecuteResponse, error) {
-	if err := d.s.checkStatements(ctx, req.GetStatements()); err != nil {
-		return nil, err
+	if len(req.GetStatements()) == 0 {
+		return nil, invalid("no statements given")
 	}
 	if !d.s.node.IsLeader() {
 		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.ExecuteResponse, error) {
 			return sqlraftv1.NewDatabaseServiceClient(conn).Execute(fctx, req)
 		})
+	}
+	if err := d.s.checkStatements(ctx, req.GetStatements()); err != nil {
+		return nil, err
 	}
 	applied, err := d.s.node.Write(ctx, &sqlraftv1.RequestRequest{Statements: req.GetStatements(), Transaction: req.GetTransaction()})
 	if err != nil {
