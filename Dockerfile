@@ -5,13 +5,16 @@
 # glibc's libc.a provides on Debian/Ubuntu):
 #
 #   CGO_ENABLED=1 go build -trimpath \
-#     -tags 'netgo osusergo sqlite_omit_load_extension' \
+#     -tags 'netgo osusergo sqlite_omit_load_extension sqlite_preupdate_hook' \
 #     -ldflags '-s -w -linkmode external -extldflags "-static"' \
 #     -o sqlraftd ./cmd/sqlraftd
 #   docker build -t sqlraft:dev .
 #
 # .dockerignore limits the build context to ./sqlraftd and deploy/docker/rootfs.
-# Run one node (the advertised addresses must be reachable by peers/clients):
+# Run one node (the advertised addresses must be reachable by peers/clients;
+# without the advertise flags a node listening on 0.0.0.0 advertises its
+# hostname, here sqlraft-0). The node ID (default: the hostname) is recorded
+# on the volume on first start and kept when the container is recreated:
 #
 #   docker run -d --name sqlraft-0 --hostname sqlraft-0 -p 6001:6001 \
 #     -v sqlraft-0-data:/var/lib/sqlraft sqlraft:dev \

@@ -381,7 +381,7 @@ func binaryFlags(t *testing.T) map[string]Flag {
 		if bin == "" {
 			bin = filepath.Join(os.TempDir(), "sqlraftd-deploytest-"+strconv.Itoa(os.Getpid()))
 			defer os.Remove(bin)
-			build := exec.Command("go", "build", "-o", bin, "./cmd/sqlraftd")
+			build := exec.Command("go", "build", "-tags", "sqlite_preupdate_hook", "-o", bin, "./cmd/sqlraftd")
 			build.Dir = ".."
 			if out, err := build.CombinedOutput(); err != nil {
 				helpErr = err

@@ -13,6 +13,7 @@ import (
 
 	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/msglimit"
 )
 
 // Errors the request paths return; the server maps them to gRPC codes.
@@ -56,9 +57,16 @@ func (n *Node) propose(ctx context.Context, cmd *raftlogv1.Command) (*Applied, e
 	cmd.NowUnixNanos = time.Now().UnixNano()
 	cmd.RandomSeed = binary.LittleEndian.Uint64(seed[:])
 	cmd.Proposer = n.cfg.ID
+	l := n.cfg.EntryLimits
+	cmd.Limits = &raftlogv1.EntryLimits{MaxSteps: l.Steps, MaxRows: l.Rows, MaxBytes: l.Bytes, MaxResultBytes: l.ResultBytes}
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > n.cfg.limit.EntryBytes() {
+		// Refused before it reaches the log: an entry no peer would accept
+		// would stop every write after it.
+		return nil, &msglimit.TooLargeError{What: "log entry", Size: len(data), Limit: n.cfg.limit.Bytes()}
 	}
 	f := n.raft.Apply(data, deadlineOr(ctx, 10*time.Second))
 	done := make(chan error, 1)

@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 
+	"github.com/sqlraft/sqlraft/internal/msglimit"
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/snapshot"
 )
 
@@ -16,7 +18,9 @@ import (
 type Config struct {
 	// ID is the node's Raft server ID; it must be stable across restarts.
 	ID string
-	// DataDir holds the SQLite database, the Raft log and snapshots.
+	// DataDir holds the SQLite database (db.sqlite), the Raft log (raft/),
+	// snapshots (snapshots/) and the node's ID (IDFileName). New records ID
+	// there on first start and refuses a directory recording another ID.
 	DataDir string
 	// RaftAddr is the address the Raft gRPC server listens on.
 	RaftAddr string
@@ -44,15 +48,52 @@ type Config struct {
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 
+	// MaxMessageBytes is the node's message size limit (--max-message-size;
+	// zero is msglimit.Default). Every gRPC limit of the node, the largest
+	// log entry and the Raft batch size derive from it.
+	MaxMessageBytes int
+	// EntryLimits bound the work of every entry this node proposes; they
+	// travel with the entry, so all replicas apply it under the proposer's
+	// limits. Nil takes DefaultEntryLimits (its ResultBytes from the
+	// message limit).
+	EntryLimits *sqlitedb.Limits
+	// ApplyStallTimeout is how long the FSM may stay behind the commit
+	// index before Ready (and so the node's health) reports false
+	// (default 10 s).
+	ApplyStallTimeout time.Duration
+
 	// RaftDialOptions are added to the transport's dial options (keepalive
 	// and insecure credentials are set by default).
 	RaftDialOptions []grpc.DialOption
+	// ChecksumInterval is the least time between two checksum computations
+	// while the applied index moves (DefaultChecksumInterval when zero);
+	// Checksum calls in between get the last result and the index it
+	// reflects.
+	ChecksumInterval time.Duration
 	// Snapshot configures the snapshot store (file system, lease idle
 	// timeout, test hooks); its Logger defaults to the node's.
 	Snapshot snapshot.Options
 
 	Logger *slog.Logger
+
+	limit msglimit.Limit // derived from MaxMessageBytes
 }
+
+// DefaultEntryLimits are the limits an entry is proposed with when
+// Config.EntryLimits is nil: about a second of SQLite work on a small
+// machine, and more rows and bytes than any one legitimate request is
+// expected to write. ResultBytes is filled from the message limit.
+var DefaultEntryLimits = sqlitedb.Limits{Steps: 100_000_000, Rows: 5_000_000, Bytes: 256 << 20}
+
+// legacyEntryLimits apply to entries proposed before entries carried limits:
+// the same on every replica, whatever each node is configured with. Such an
+// entry may already have been applied, without limits, by replicas running
+// the older version, so the limits must not stop anything that finished
+// there: no row or byte limit, and a step limit two orders of magnitude
+// above the default (about a minute and a half of SQLite work), which only a
+// runaway entry that wedged the older version reaches. It then fails and
+// rolls back the same way on every replica.
+var legacyEntryLimits = sqlitedb.Limits{Steps: 10_000_000_000, ResultBytes: 64 << 20}
 
 func (c *Config) defaults() error {
 	if c.RaftListener != nil && c.RaftAddr == "" {
@@ -85,6 +126,20 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ApplyStallTimeout == 0 {
+		c.ApplyStallTimeout = 10 * time.Second
+	}
+	var err error
+	if c.limit, err = msglimit.New(c.MaxMessageBytes); err != nil {
+		return fmt.Errorf("raftnode: %w", err)
+	}
+	if c.EntryLimits == nil {
+		l := DefaultEntryLimits
+		c.EntryLimits = &l
+	}
+	if c.EntryLimits.ResultBytes == 0 {
+		c.EntryLimits.ResultBytes = uint64(c.limit.ResultBytes())
+	}
 	return nil
 }
 
@@ -99,7 +154,7 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
 	rc.CommitTimeout = 20 * time.Millisecond
 	rc.BatchApplyCh = true
-	rc.MaxAppendEntries = 256
+	rc.MaxAppendEntries = c.limit.MaxAppendEntries()
 	// The database persists its applied position (see FSM); replaying the
 	// snapshot on every start would throw that away.
 	rc.NoSnapshotRestoreOnStart = true

@@ -246,6 +246,7 @@ func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, func(map[stri
 		return &Result{Err: fmt.Errorf("decode entry %d: %w", l.Index, err)}, nil
 	}
 	tx.SetClock(time.Unix(0, cmd.GetNowUnixNanos()), cmd.GetRandomSeed())
+	tx.SetLimits(entryLimits(&cmd))
 	if err := tx.Savepoint("entry"); err != nil {
 		return &Result{Err: err}, nil
 	}
@@ -283,6 +284,16 @@ func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, func(map[stri
 		return res, nil
 	}
 	return res, change
+}
+
+// entryLimits are the limits an entry is applied under: those its proposer
+// stamped on it, or the built-in ones for entries from before limits.
+func entryLimits(cmd *raftlogv1.Command) sqlitedb.Limits {
+	l := cmd.GetLimits()
+	if l == nil {
+		return legacyEntryLimits
+	}
+	return sqlitedb.Limits{Steps: l.GetMaxSteps(), Rows: l.GetMaxRows(), Bytes: l.GetMaxBytes(), ResultBytes: l.GetMaxResultBytes()}
 }
 
 // runStatements runs a request's statements in order. With transaction set,

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 // newHCLogger adapts slog to the hclog interface hashicorp/raft logs through.
@@ -33,6 +35,12 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		if strings.HasPrefix(msg, prefix) {
 			level = l
 		}
+	}
+	if level == slog.LevelError && strings.Contains(msg, snapshot.ErrSuperseded.Error()) {
+		// Raft reports a snapshot the store skipped because an install
+		// replaced the database after the capture as a failure; it is not
+		// one (see snapshot.ErrSuperseded and snapshot/DESIGN.md).
+		level = slog.LevelInfo
 	}
 	w.l.Log(context.Background(), level, msg)
 	return len(p), nil

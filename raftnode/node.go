@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/sqlraft/sqlraft/internal/msglimit"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/snapshot"
 )
@@ -51,6 +52,10 @@ type Node struct {
 	listener  net.Listener
 
 	reads *readIndex
+	lag   *applyLag
+
+	checksums *ChecksumCache // see checksum.go
+	storage   *storageStats  // cached sizes for Status
 
 	mu          sync.Mutex
 	readyTerm   uint64 // term in which this node, as leader, applied its barrier
@@ -67,7 +72,8 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), stopObserve: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), stopObserve: make(chan struct{}),
+		lag: newApplyLag(cfg.ApplyStallTimeout)}
 	if err := n.open(); err != nil {
 		n.closeAll()
 		return nil, err
@@ -77,14 +83,15 @@ func New(cfg Config) (*Node, error) {
 
 func (n *Node) open() error {
 	cfg := n.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := ClaimDataDir(cfg.DataDir, cfg.ID); err != nil { // see identity.go
 		return err
 	}
 	var err error
 	// Automatic checkpoints are off: the WAL's frames since the last
 	// snapshot are the next incremental snapshot, and the snapshot store
 	// checkpoints when it has captured them.
-	if n.db, err = sqlitedb.Open(filepath.Join(cfg.DataDir, "db.sqlite"), sqlitedb.Options{AutoCheckpoint: -1}); err != nil {
+	dbOpts := sqlitedb.Options{AutoCheckpoint: -1, MaxResultBytes: cfg.limit.ResultBytes()}
+	if n.db, err = sqlitedb.Open(filepath.Join(cfg.DataDir, "db.sqlite"), dbOpts); err != nil {
 		return err
 	}
 	if n.snapshots, err = n.openSnapshots(); err != nil {
@@ -106,6 +113,8 @@ func (n *Node) open() error {
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return err
 	}
+	n.checksums = NewChecksumCache(n.db.Checksum, n.fsm.Applied, cfg.ChecksumInterval)
+	n.storage = newStorageStats(n.db.Size, n.logStore.FirstIndex, StorageStatsMaxAge)
 	if err := n.startTransport(); err != nil {
 		return err
 	}
@@ -154,7 +163,8 @@ func (n *Node) startTransport() error {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithKeepaliveParams(ka),
-	}, n.cfg.RaftDialOptions...)
+	}, n.cfg.limit.RaftDialOptions()...)
+	opts = append(opts, n.cfg.RaftDialOptions...)
 	n.transport = transport.New(raft.ServerAddress(n.cfg.RaftAdvertise), opts)
 	lis := n.cfg.RaftListener
 	if lis == nil {
@@ -164,10 +174,10 @@ func (n *Node) startTransport() error {
 		}
 	}
 	n.listener = lis
-	n.server = grpc.NewServer(
+	n.server = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout}),
-	)
+	}, n.cfg.limit.RaftServerOptions()...)...)
 	n.transport.Register(n.server)
 	go n.server.Serve(lis)
 	return nil
@@ -201,6 +211,10 @@ func (n *Node) DB() *sqlitedb.DB { return n.db }
 
 // FSM is the node's state machine.
 func (n *Node) FSM() *FSM { return n.fsm }
+
+// MessageLimit is the node's message size limit, from which every gRPC
+// server and connection of the node takes its limits.
+func (n *Node) MessageLimit() msglimit.Limit { return n.cfg.limit }
 
 // Raft exposes the underlying Raft instance for status and tests.
 func (n *Node) Raft() *raft.Raft { return n.raft }

@@ -69,16 +69,26 @@ func (n *Node) onLeaderChange() {
 	n.logger.Info("leader ready", "term", term)
 }
 
-// Ready reports whether this node knows a leader and has applied everything
-// that was committed when it last heard from it: what a readiness probe asks.
+// Ready reports what a readiness probe asks: this node knows a leader (is
+// one, with its term's barrier applied), and its FSM keeps up: within the
+// last ApplyStallTimeout it had applied everything committed at that moment.
+// A node whose FSM is stuck or far behind is not ready, leader or not.
 func (n *Node) Ready() bool {
 	if n.raft.State() == raft.Leader {
 		n.mu.Lock()
-		defer n.mu.Unlock()
-		return n.readyTerm == n.term()
-	}
-	if id, _ := n.raft.LeaderWithID(); id == "" {
+		ready := n.readyTerm == n.term()
+		n.mu.Unlock()
+		if !ready {
+			return false
+		}
+	} else if id, _ := n.raft.LeaderWithID(); id == "" {
 		return false
 	}
-	return n.fsm.Applied() >= n.stateIndex(n.raft.CommitIndex())
+	return n.applyCurrent()
+}
+
+// applyCurrent reports whether the FSM keeps up with the commit index.
+func (n *Node) applyCurrent() bool {
+	reached := func(i uint64) bool { return n.fsm.Applied() >= n.stateIndex(i) }
+	return n.lag.check(time.Now(), n.fsm.Applied(), n.raft.CommitIndex(), reached)
 }

@@ -3,6 +3,8 @@ package raftnode
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,14 +34,21 @@ type Status struct {
 	AppliedEntries, ApplyTransactions uint64
 }
 
-// Status reports the node's state.
+// Status reports the node's state. It reads memory only: the database
+// size comes from the storage stats cache, at most StorageStatsMaxAge old;
+// the first log index is raft-wal's in-memory value, read fresh so that a
+// snapshot's log truncation shows at once (the cached value stands in only
+// when the log store is closed).
 func (n *Node) Status() Status {
-	first, _ := n.logStore.FirstIndex()
+	dbSize, first := n.storage.get()
+	if fresh, err := n.logStore.FirstIndex(); err == nil {
+		first = fresh
+	}
 	st := Status{
 		ID: n.cfg.ID, State: n.raft.State().String(), Term: n.term(),
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(), LastLogIndex: n.raft.LastIndex(),
 		FirstLogIndex: first, RaftAddress: n.cfg.RaftAdvertise, GRPCAddress: n.cfg.GRPCAdvertise,
-		DBSize: n.db.Size(), LinearizableReads: n.reads.reads.Load(), ReadIndexRounds: n.reads.confirmations.Load(),
+		DBSize: dbSize, LinearizableReads: n.reads.reads.Load(), ReadIndexRounds: n.reads.confirmations.Load(),
 	}
 	st.AppliedEntries, st.ApplyTransactions = n.fsm.Batching()
 	if lc := n.raft.LastContact(); !lc.IsZero() {
@@ -68,3 +77,60 @@ func (n *Node) Snapshot() (snapshot.Info, error) {
 
 // Snapshots is the node's snapshot store.
 func (n *Node) Snapshots() SnapshotStore { return n.snapshots }
+
+// StorageStatsMaxAge is how old the database size and first log index in
+// Status may be.
+const StorageStatsMaxAge = time.Second
+
+// storageStats caches what Status would otherwise read from storage on
+// every call: the database file's size (a stat) and the log's first index.
+// A call that finds them older than maxAge starts one refresh in the
+// background and returns the values it has, so Status never waits on a disk
+// and polling it costs at most one refresh per maxAge.
+type storageStats struct {
+	dbSize     func() int64
+	firstIndex func() (uint64, error)
+	maxAge     time.Duration
+
+	refreshing atomic.Bool   // a refresh is running
+	refreshes  atomic.Uint64 // refreshes done, for tests
+
+	mu    sync.Mutex
+	size  int64
+	first uint64
+	at    time.Time
+}
+
+// newStorageStats reads the values once, so the first Status has them.
+func newStorageStats(dbSize func() int64, firstIndex func() (uint64, error), maxAge time.Duration) *storageStats {
+	s := &storageStats{dbSize: dbSize, firstIndex: firstIndex, maxAge: maxAge}
+	s.refreshing.Store(true)
+	s.refresh()
+	return s
+}
+
+// get returns the cached values, starting a refresh when they are old.
+func (s *storageStats) get() (dbSize int64, firstIndex uint64) {
+	s.mu.Lock()
+	dbSize, firstIndex, stale := s.size, s.first, time.Since(s.at) >= s.maxAge
+	s.mu.Unlock()
+	if stale && s.refreshing.CompareAndSwap(false, true) {
+		go s.refresh()
+	}
+	return dbSize, firstIndex
+}
+
+// refresh reads the values and ends the refresh the caller started. A log
+// store that fails (closed) keeps the last first index.
+func (s *storageStats) refresh() {
+	defer s.refreshing.Store(false)
+	size := s.dbSize()
+	first, err := s.firstIndex()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.size, s.at = size, time.Now()
+	if err == nil {
+		s.first = first
+	}
+	s.refreshes.Add(1)
+}

@@ -3,6 +3,9 @@
 # runs `sqlraft bench` against the leader of each: writes and LINEARIZABLE
 # reads, with 1 and 32 clients. Usage: scripts/bench-cluster.sh [DURATION]
 set -euo pipefail
+# go-sqlite3 must be built with its pre-update hook: the write budget counts
+# rows and bytes with it (internal/sqlitedb/budget.go).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=sqlite_preupdate_hook"
 root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${1:-10s}
 work=$(mktemp -d)

@@ -10,6 +10,9 @@
 # includes Raft's retry backoff towards a peer that was down.
 #   scripts/install-rss.sh [SIZE_MB]   (default 1024)
 set -euo pipefail
+# go-sqlite3 must be built with its pre-update hook: the write budget counts
+# rows and bytes with it (internal/sqlitedb/budget.go).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=sqlite_preupdate_hook"
 root=$(cd "$(dirname "$0")/.." && pwd)
 size_mb=${1:-1024}
 work=${SQLRAFT_RSS_WORK:-$(mktemp -d -p "$root" .install-rss.XXXX)}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the snapshot package's tests with Windows file semantics: builds the
-# test binary for windows/amd64 with mingw (cgo, for go-sqlite3) and runs it
+# Runs the tests of the packages that touch files (snapshot, internal/sqlitedb)
+# with Windows file semantics: builds each test binary for windows/amd64 with mingw (cgo, for go-sqlite3) and runs it
 # under wine, where renaming or removing an open file fails with errno 32
 # (ERROR_SHARING_VIOLATION) as on Windows.
 #
@@ -9,6 +9,9 @@
 # Installs what it needs with apt-get (once), builds the wine stub for
 # bcryptprimitives.dll (scripts/wine/), and exits non-zero if a test fails.
 set -euo pipefail
+# go-sqlite3 must be built with its pre-update hook: the write budget counts
+# rows and bytes with it (internal/sqlitedb/budget.go).
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=sqlite_preupdate_hook"
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${SQLRAFT_WINE_WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/sqlraft-wine}"
@@ -44,21 +47,31 @@ if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
 fi
 cp "$dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
 
-bin="$work/snapshot.test.exe"
-echo "test-windows: cross-compiling the snapshot tests" >&2
-(cd "$root" && CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc \
-	go test -c -o "$bin" ./snapshot/)
-
-# Tests create their directories under the wine prefix's temp dir and clean
-# up without os.RemoveAll (which fails under wine).
-echo "test-windows: running under $winebin" >&2
-set +e
-(cd "$work" && "$winebin" "$bin" -test.v -test.timeout 10m "$@" 2>&1) | tee "$work/last-run.log" |
-	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)' | grep -v '^=== RUN'
-status=${PIPESTATUS[0]}
-set -e
-if ! grep -qx PASS "$work/last-run.log"; then
-	status=${status/#0/1}
-fi
+# The packages that touch files: the snapshot store (leases, renames) and
+# the SQLite layer (database swaps, the write budget's cgo shim).
+pkgs=(./snapshot/ ./internal/sqlitedb/)
+status=0
+: >"$work/last-run.log"
+for pkg in "${pkgs[@]}"; do
+	name=$(basename "$pkg")
+	bin="$work/$name.test.exe"
+	echo "test-windows: cross-compiling $pkg" >&2
+	(cd "$root" && CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc \
+		go test -c -o "$bin" "$pkg")
+	# Tests create their directories under the wine prefix's temp dir and
+	# clean up without os.RemoveAll (which fails under wine).
+	echo "test-windows: running $pkg under $winebin" >&2
+	log="$work/$name.log"
+	set +e
+	(cd "$work" && "$winebin" "$bin" -test.v -test.timeout 10m "$@" 2>&1) | tee "$log" |
+		grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)' | grep -v '^=== RUN'
+	rc=${PIPESTATUS[0]}
+	set -e
+	cat "$log" >>"$work/last-run.log"
+	if [ "$rc" -ne 0 ] || ! grep -qx PASS "$log"; then
+		echo "test-windows: $pkg FAILED" >&2
+		status=1
+	fi
+done
 echo "test-windows: exit $status after $(( $(date +%s) - start ))s (full log: $work/last-run.log)" >&2
 exit "$status"

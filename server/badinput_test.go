@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/server"
+	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
@@ -18,7 +18,7 @@ import (
 // forwarding is exercised too) and checks the status code, then that the
 // data written before is intact and nothing of the bad requests landed.
 func TestBadInput(t *testing.T) {
-	c := servertest.New(t, 3, servertest.Options{Server: func(_ int, o *server.Options) { o.MaxRecvMsgBytes = 1 << 20 }})
+	c := servertest.New(t, 3, servertest.Options{Configure: func(_ int, cfg *raftnode.Config) { cfg.MaxMessageBytes = 1 << 20 }})
 	leader := c.Leader()
 	exec(t, leader, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE)"), st("INSERT INTO t(v) VALUES('keep')"))
 	sumBefore := c.WaitConverged(10 * time.Second)

@@ -17,6 +17,8 @@ import (
 type cluster struct {
 	sqlraftv1.UnimplementedClusterServiceServer
 	s *Server
+
+	statusGate, checksumGate pollGate // see pollgate.go
 }
 
 // Join implements ClusterService.Join.
@@ -109,8 +111,12 @@ func (c *cluster) probe(ctx context.Context, n *sqlraftv1.Node) {
 	n.Reachable, n.AppliedIndex, n.LastContact = true, st.GetAppliedIndex(), st.GetLastContact()
 }
 
-// Status implements ClusterService.Status.
-func (c *cluster) Status(_ context.Context, _ *sqlraftv1.StatusRequest) (*sqlraftv1.StatusResponse, error) {
+// Status implements ClusterService.Status. It reads memory only
+// (raftnode.Node.Status) and is admitted at PollCallsPerSecond.
+func (c *cluster) Status(ctx context.Context, _ *sqlraftv1.StatusRequest) (*sqlraftv1.StatusResponse, error) {
+	if err := c.statusGate.wait(ctx); err != nil {
+		return nil, err
+	}
 	st := c.s.node.Status()
 	return &sqlraftv1.StatusResponse{
 		Header: c.s.header(st.AppliedIndex), NodeId: st.ID, State: st.State, Term: st.Term,
@@ -123,13 +129,19 @@ func (c *cluster) Status(_ context.Context, _ *sqlraftv1.StatusRequest) (*sqlraf
 	}, nil
 }
 
-// Checksum implements ClusterService.Checksum.
+// Checksum implements ClusterService.Checksum. The node caches checksums
+// (raftnode.ChecksumCache): applied_index is the index the sum reflects,
+// which may be a little behind the node's while writes go on. Calls are
+// admitted at PollCallsPerSecond.
 func (c *cluster) Checksum(ctx context.Context, _ *sqlraftv1.ChecksumRequest) (*sqlraftv1.ChecksumResponse, error) {
-	pos, sum, err := c.s.node.DB().Checksum(ctx)
+	if err := c.checksumGate.wait(ctx); err != nil {
+		return nil, err
+	}
+	sum, err := c.s.node.Checksum(ctx)
 	if err != nil {
 		return nil, c.s.toStatus(err)
 	}
-	return &sqlraftv1.ChecksumResponse{Header: c.s.header(pos.Index), AppliedIndex: pos.Index, Sha256: sum}, nil
+	return &sqlraftv1.ChecksumResponse{Header: c.s.header(sum.Index), AppliedIndex: sum.Index, Sha256: sum.SHA256}, nil
 }
 
 // Snapshot implements ClusterService.Snapshot.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"time"
 
 	"google.golang.org/grpc"
@@ -135,15 +134,17 @@ func (d *database) QueryStream(req *sqlraftv1.QueryStreamRequest, stream sqlraft
 		batch = 500
 	}
 	first := true
-	err = d.s.node.DB().QueryStream(ctx, req.GetStatement(), batch,
+	sctx, clock, stop := d.s.newStreamClock(ctx)
+	defer stop()
+	err = d.s.node.DB().QueryStream(sctx, req.GetStatement(), batch,
 		func(pos sqlitedb.Position, cols, types []string, rows []*sqlraftv1.Row) error {
 			msg := &sqlraftv1.QueryStreamResponse{Columns: cols, Types: types, Rows: rows}
 			if first {
 				msg.Header, first = d.s.header(max(index, pos.Index)), false
 			}
-			return stream.Send(msg)
+			return clock.sending(func() error { return stream.Send(msg) })
 		})
-	return d.s.toStatus(err)
+	return d.s.toStatus(d.s.queryTimeStatus(sctx, err))
 }
 
 func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStreamRequest, stream sqlraftv1.DatabaseService_QueryStreamServer) error {
@@ -197,8 +198,10 @@ func (s *Server) read(ctx context.Context, level sqlraftv1.ReadConsistency, req 
 	if err != nil {
 		return nil, 0, err
 	}
-	results, pos, err := s.node.DB().Query(ctx, req.GetStatements())
-	return results, max(index, pos.Index), err
+	qctx, cancel := s.withQueryTime(ctx)
+	defer cancel()
+	results, pos, err := s.node.DB().Query(qctx, req.GetStatements())
+	return results, max(index, pos.Index), s.queryTimeStatus(qctx, err)
 }
 
 // prepareRead makes a local read safe at level (NONE, WEAK or
@@ -223,7 +226,7 @@ const backupChunk = 256 << 10
 
 // Backup implements DatabaseService.Backup.
 func (d *database) Backup(_ *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseService_BackupServer) error {
-	err := d.s.node.Backup(stream.Context(), func(f *os.File, index uint64) error {
+	err := d.s.node.Backup(stream.Context(), func(f io.Reader, index uint64) error {
 		buf := make([]byte, backupChunk)
 		first := true
 		for {

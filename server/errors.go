@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sqlraft/sqlraft/internal/msglimit"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
@@ -39,6 +40,7 @@ func (s *Server) toStatus(err error) error {
 		return err
 	}
 	var inv *sqlitedb.InvalidError
+	var tooLarge *msglimit.TooLargeError
 	switch {
 	case errors.As(err, &inv):
 		st := status.New(codes.InvalidArgument, err.Error())
@@ -61,7 +63,7 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, raftnode.ErrInvalid):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, sqlitedb.ErrResultTooLarge), errors.Is(err, sqlitedb.ErrTooManyStreams):
+	case errors.Is(err, sqlitedb.ErrResultTooLarge), errors.Is(err, sqlitedb.ErrTooManyStreams), errors.As(err, &tooLarge):
 		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, sqlitedb.ErrStreamStopped):
 		return status.Error(codes.Unavailable, err.Error())

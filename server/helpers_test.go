@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -85,3 +86,5 @@ func wantCode(t *testing.T, err error, code codes.Code) {
 func dur(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -30,8 +30,12 @@ type Options struct {
 	// DefaultConsistency is used when a read leaves consistency unspecified
 	// (default LINEARIZABLE).
 	DefaultConsistency sqlraftv1.ReadConsistency
-	// MaxRecvMsgBytes bounds a request's size (default 16 MiB).
-	MaxRecvMsgBytes int
+	// MaxQueryTime bounds how long a read outside the log (NONE, WEAK,
+	// LINEARIZABLE) may run on this node, or the caller's deadline when that
+	// is sooner; SQLite is interrupted when it passes (default 30 s). Reads
+	// through the log (STRONG, and reads in a write request) are bounded by
+	// the entry's step budget instead, which is the same on every replica.
+	MaxQueryTime time.Duration
 	// ForwardDialOptions are added when dialing the leader to forward.
 	ForwardDialOptions []grpc.DialOption
 	Logger             *slog.Logger
@@ -53,13 +57,14 @@ func New(node *raftnode.Node, opts Options) *Server {
 	if opts.DefaultConsistency == sqlraftv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED {
 		opts.DefaultConsistency = sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
 	}
-	if opts.MaxRecvMsgBytes <= 0 {
-		opts.MaxRecvMsgBytes = 16 << 20
+	if opts.MaxQueryTime <= 0 {
+		opts.MaxQueryTime = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Server{node: node, opts: opts, fwd: newForwarder(opts.ForwardDialOptions),
+	fwdOpts := append(node.MessageLimit().ForwardDialOptions(), opts.ForwardDialOptions...)
+	return &Server{node: node, opts: opts, fwd: newForwarder(fwdOpts),
 		health: health.NewServer(), logger: opts.Logger, stop: make(chan struct{})}
 }
 
@@ -71,16 +76,17 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		return status.Error(codes.Internal, "internal error; the node logged the details")
 	})
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
-	opts := append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(s.opts.MaxRecvMsgBytes),
+	opts := append(s.node.MessageLimit().ServerOptions(),
+		decodeCodecOption(), // with decodeDesc: undecodable requests are INVALID_ARGUMENT
 		// Accept the keepalive pings other nodes' forwarding connections send.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.UnaryServerInterceptor(rec)),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec)),
-	}, extra...)
+	)
+	opts = append(opts, extra...)
 	gs := grpc.NewServer(opts...)
-	sqlraftv1.RegisterDatabaseServiceServer(gs, &database{s: s})
-	sqlraftv1.RegisterClusterServiceServer(gs, &cluster{s: s})
+	gs.RegisterService(decodeDesc(&sqlraftv1.DatabaseService_ServiceDesc), &database{s: s})
+	gs.RegisterService(decodeDesc(&sqlraftv1.ClusterService_ServiceDesc), &cluster{s: s})
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
 	go s.trackHealth()

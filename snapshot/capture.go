@@ -57,17 +57,21 @@ func (s *Store) Capture(db *sqlitedb.DB, fullRequired bool) (raft.FSMSnapshot, e
 	if !full {
 		full, why = s.needFullLocked(db)
 	}
-	parent := s.head
+	parent, installs := s.head, s.installs
 	s.pending = true
 	s.mu.Unlock()
 
-	f := &fsmSnapshot{s: s, db: db, parent: parent, kind: KindIncremental}
+	f := &fsmSnapshot{s: s, db: db, parent: parent, kind: KindIncremental, installs: installs}
 	var err error
+	if !full {
+		err = s.captureIncremental(f)
+		if errors.Is(err, errIncrementalTooLarge) {
+			full, why = true, err.Error()
+		}
+	}
 	if full {
 		f.kind = KindFull
 		err = s.captureFull(f)
-	} else {
-		err = s.captureIncremental(f)
 	}
 	if err != nil {
 		f.cleanup()
@@ -78,7 +82,7 @@ func (s *Store) Capture(db *sqlitedb.DB, fullRequired bool) (raft.FSMSnapshot, e
 		s.setErr(fmt.Errorf("capture: %w", err))
 		return nil, err
 	}
-	s.log.Debug("snapshot captured", "kind", f.kind, "reason", why, "wal_bytes", f.wal.Size)
+	s.log.Debug("snapshot captured", "kind", f.kind, "reason", why, "wal_bytes", f.wal.Size, "db_bytes", f.dbSize)
 	return f, nil
 }
 
@@ -97,12 +101,39 @@ func (s *Store) needFullLocked(db *sqlitedb.DB) (bool, string) {
 	return false, ""
 }
 
-// copyWAL copies the live WAL into a temporary file of the store.
-func (s *Store) copyWAL(f *fsmSnapshot) error {
-	src, err := s.fs.Open(f.db.WALPath())
+// errIncrementalTooLarge: the pages written since the last snapshot take
+// at least half as many bytes as the whole database, so a full snapshot is
+// taken instead: it costs at most twice as much to write, and it ends the
+// chain instead of making it as large again as the database.
+var errIncrementalTooLarge = errors.New("incremental would be at least half the database")
+
+// incrementalLimit is the largest incremental, in bytes, kept for a
+// database of dbBytes.
+func incrementalLimit(dbBytes int64) int64 { return dbBytes/2 - 1 }
+
+// scanLiveWAL indexes the committed frames of the live WAL; a missing WAL
+// has none.
+func (s *Store) scanLiveWAL(db *sqlitedb.DB) (*walScan, error) {
+	src, err := s.fs.Open(db.WALPath())
 	if errors.Is(err, os.ErrNotExist) {
+		return &walScan{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return scanWAL(src)
+}
+
+// copyWAL writes the live WAL's committed frames into a temporary file of
+// the store, compacted to the last frame of each page (see walfile.go) and
+// hashed as it goes. A WAL without committed frames leaves nothing.
+func (s *Store) copyWAL(f *fsmSnapshot, scan *walScan) error {
+	if scan.empty() {
 		return nil
 	}
+	f.dbSize = scan.dbBytes()
+	src, err := s.fs.Open(f.db.WALPath())
 	if err != nil {
 		return err
 	}
@@ -116,7 +147,7 @@ func (s *Store) copyWAL(f *fsmSnapshot) error {
 		return err
 	}
 	hw := newHashingWriter(dst)
-	if _, err := io.CopyBuffer(hw, src, make([]byte, 1<<20)); err != nil {
+	if err := writeCompactWAL(hw, src, scan); err != nil {
 		dst.Close()
 		return err
 	}
@@ -125,14 +156,7 @@ func (s *Store) copyWAL(f *fsmSnapshot) error {
 		return err
 	}
 	f.wal = hw.entry("wal-000")
-	if err := dst.Close(); err != nil {
-		return err
-	}
-	if hw.n == 0 { // no frames since the last snapshot: nothing to keep
-		s.fs.Remove(f.walPath)
-		f.walPath = ""
-	}
-	return nil
+	return dst.Close()
 }
 
 // checkpoint checkpoints the live database and records the outcome.
@@ -153,8 +177,27 @@ func (s *Store) checkpoint(db *sqlitedb.DB) error {
 	return err
 }
 
+// captureIncremental keeps the pages written since the parent snapshot,
+// or fails with errIncrementalTooLarge (nothing done) when they would take
+// half the database's bytes or more: an incremental is always less than
+// half a full snapshot of the same moment.
 func (s *Store) captureIncremental(f *fsmSnapshot) error {
-	if err := s.copyWAL(f); err != nil {
+	scan, err := s.scanLiveWAL(f.db)
+	if err != nil {
+		return err
+	}
+	if !scan.empty() && scan.compactBytes() > incrementalLimit(scan.dbBytes()) {
+		return fmt.Errorf("%w (%d bytes of pages, %d of database)", errIncrementalTooLarge,
+			scan.compactBytes(), scan.dbBytes())
+	}
+	if scan.empty() {
+		s.mu.Lock()
+		if p, ok := s.snaps[f.parent]; ok {
+			f.dbSize = p.DBSize
+		}
+		s.mu.Unlock()
+	}
+	if err := s.copyWAL(f, scan); err != nil {
 		return err
 	}
 	if err := s.step("capture.copied"); err != nil {
@@ -185,7 +228,11 @@ func (s *Store) captureFull(f *fsmSnapshot) error {
 	s.mu.Unlock()
 	if incomplete {
 		// Frames the checkpoint could not move travel as a WAL file.
-		if err := s.copyWAL(f); err != nil {
+		scan, err := s.scanLiveWAL(f.db)
+		if err != nil {
+			return err
+		}
+		if err := s.copyWAL(f, scan); err != nil {
 			return err
 		}
 	}
@@ -213,12 +260,24 @@ type fsmSnapshot struct {
 	parent  string
 	walPath string // captured WAL copy, if any
 	wal     fileEntry
+	dbSize  int64    // size of the database the snapshot restores to (0: the copied file's)
 	gen     uint64   // full: the store's live generation at capture
 	stat    liveStat // full: the live file as the capture left it
+	// installs is the store's count of received and installed snapshots
+	// at capture: if it changed, the capture is superseded.
+	installs uint64
 
 	persisted bool
 	released  bool
 }
+
+// ErrSuperseded is wrapped by Persist's error when a snapshot was
+// received from another node or installed between the capture and Persist:
+// the captured state is older than the database now holds, so it is not
+// stored (the sink is cancelled), no error is recorded in Stats, and the
+// next snapshot is full. Persist still fails so that Raft does not record
+// a snapshot at the capture's older index (see DESIGN.md).
+var ErrSuperseded = errors.New("snapshot superseded by a snapshot installed since the capture")
 
 // Persist writes the captured snapshot into sink, which must come from the
 // same Store's Create.
@@ -228,11 +287,18 @@ func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		sink.Cancel()
 		return errors.New("snapshot: Persist needs a sink created by the same snapshot.Store")
 	}
-	err := f.place(k)
+	err := f.s.checkCurrent(f.installs)
+	if err == nil {
+		err = f.place(k)
+	}
 	if err == nil {
 		err = k.Close()
 	} else {
-		k.Cancel()
+		err = errors.Join(err, k.Cancel())
+	}
+	if errors.Is(err, ErrSuperseded) {
+		f.s.skipSuperseded(k.ID(), err)
+		return fmt.Errorf("persist %s: %w", k.ID(), err)
 	}
 	if err != nil {
 		f.s.mu.Lock()
@@ -246,6 +312,31 @@ func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	f.s.lastErr = ""
 	f.s.mu.Unlock()
 	return nil
+}
+
+// checkCurrent fails with ErrSuperseded if a snapshot was received or
+// installed since the capture that recorded installs.
+func (s *Store) checkCurrent(installs uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkCurrentLocked(installs)
+}
+
+func (s *Store) checkCurrentLocked(installs uint64) error {
+	if s.installs != installs {
+		return ErrSuperseded
+	}
+	return nil
+}
+
+// skipSuperseded records a capture dropped because an install superseded
+// it: not an error (LastError is left alone), but the next capture is full.
+func (s *Store) skipSuperseded(id string, err error) {
+	s.mu.Lock()
+	s.superseded++
+	s.requireFullLocked("previous capture superseded by an install")
+	s.mu.Unlock()
+	s.log.Info("snapshot skipped: an install replaced the database since the capture", "id", id, "reason", err)
 }
 
 // place puts the snapshot's files into the sink's directory.
@@ -268,7 +359,11 @@ func (f *fsmSnapshot) place(k *Sink) error {
 		e.Name = name
 		files = append(files, e)
 	}
-	k.adopt(f.kind, map[bool]string{true: "", false: f.parent}[f.kind == KindFull], files)
+	dbSize := f.dbSize
+	if dbSize == 0 && f.kind == KindFull {
+		dbSize = files[0].Size
+	}
+	k.adopt(f.kind, map[bool]string{true: "", false: f.parent}[f.kind == KindFull], files, dbSize, f.installs)
 	return nil
 }
 
@@ -280,7 +375,7 @@ func (s *Store) copyLiveDB(f *fsmSnapshot, dst string) (fileEntry, error) {
 	defer s.liveMu.Unlock()
 	changed := errors.New("live database replaced or checkpointed since the capture")
 	if s.liveGen != f.gen {
-		return fileEntry{}, changed
+		return fileEntry{}, ErrSuperseded
 	}
 	if st, err := statLive(f.stat.path); err != nil || st != f.stat {
 		return fileEntry{}, errors.Join(changed, err)
@@ -328,7 +423,10 @@ func (f *fsmSnapshot) Release() {
 
 func (f *fsmSnapshot) cleanup() {
 	if f.walPath != "" {
-		f.s.fs.Remove(f.walPath)
+		if err := f.s.fs.Remove(f.walPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			f.s.log.Warn("could not remove a captured WAL copy (tmp/ is emptied at the next start)",
+				"path", f.walPath, "error", err)
+		}
 		f.walPath = ""
 	}
 }

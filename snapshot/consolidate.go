@@ -57,6 +57,7 @@ func (s *Store) Consolidate(ctx context.Context) error {
 		s.mu.Lock()
 		for _, id := range j.Remove {
 			delete(s.snaps, id)
+			s.retireLocked(id)
 		}
 		t := j.Target
 		s.snaps[t.ID] = &t
@@ -192,7 +193,7 @@ func (s *Store) finishJournal(j *journal, targetDB string) error {
 		return err
 	}
 	e.Name = "db"
-	j.Target.Kind, j.Target.Parent, j.Target.Files = KindFull, "", []fileEntry{e}
+	j.Target.Kind, j.Target.Parent, j.Target.Files, j.Target.DBSize = KindFull, "", []fileEntry{e}, e.Size
 	if err := s.writeMeta(s.snapDir(j.Target.ID), &j.Target); err != nil {
 		return err
 	}
@@ -253,6 +254,7 @@ func (s *Store) prune() error {
 		if !keep[id] {
 			victims = append(victims, id)
 			delete(s.snaps, id) // unlisted first, so no new lease can cover it
+			s.retireLocked(id)
 		}
 	}
 	s.mu.Unlock()

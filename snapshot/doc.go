@@ -2,10 +2,13 @@
 //
 // A Store (a raft.SnapshotStore) keeps a chain of snapshots of the node's
 // SQLite database: one full snapshot (a database file) followed by
-// incremental ones, each holding the write-ahead-log frames written since
-// the previous snapshot, so that taking a snapshot costs in proportion to
-// the writes since the last one, not to the database's size. The chain is
-// consolidated into a single full snapshot in the background.
+// incremental ones, each holding the last version of every page written
+// since the previous snapshot (write-ahead-log frames, one per page), so
+// that taking a snapshot costs in proportion to the pages written since the
+// last one, not to the database's size; an incremental that would reach
+// half the database is taken as a full snapshot instead. The chain is
+// consolidated into a single full snapshot in the background, and a stream
+// of a chain much larger than its database sends one consolidated image.
 //
 // Readers of snapshot files (the stream Open hands to the Raft transport,
 // and backup streams) hold a Lease on the files while they read. Operations

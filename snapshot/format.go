@@ -51,6 +51,9 @@ type streamHeader struct {
 	Index uint64      `json:"index"`
 	Term  uint64      `json:"term"`
 	Files []fileEntry `json:"files"`
+	// DBSize is the size of the database the stream restores to, if the
+	// sender knew it.
+	DBSize int64 `json:"db_size,omitempty"`
 }
 
 func encodeHeader(h streamHeader) ([]byte, error) {

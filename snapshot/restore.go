@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -24,12 +26,21 @@ func restoreFS(fsys FS, rc io.ReadCloser, dir string) (string, error) {
 	defer rc.Close()
 	path := filepath.Join(dir, fmt.Sprintf("restore-%d.db", time.Now().UnixNano()))
 	if err := restoreInto(fsys, rc, path); err != nil {
-		for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
-			fsys.Remove(p)
-		}
-		return "", err
+		return "", errors.Join(err, removeSQLiteFiles(fsys, path))
 	}
 	return path, nil
+}
+
+// removeSQLiteFiles removes a database file and whatever SQLite keeps next
+// to it; a missing file is not an error, any other failure is reported.
+func removeSQLiteFiles(fsys FS, path string) error {
+	var errs []error
+	for _, p := range []string{path + "-wal", path + "-shm", path + "-journal", path} {
+		if err := fsys.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func restoreInto(fsys FS, rc io.Reader, path string) error {
@@ -88,6 +99,7 @@ func (s *Store) Install(db *sqlitedb.DB, rc io.ReadCloser) error {
 	s.mu.Lock()
 	s.requireFullLocked("database replaced by a restore")
 	s.live = liveStat{}
+	s.installs++ // a capture not yet persisted is now stale
 	s.mu.Unlock()
 	// Wait for a full snapshot's copy of the live file in progress, and make
 	// any copy not yet started fail instead of reading the new file.
@@ -95,8 +107,8 @@ func (s *Store) Install(db *sqlitedb.DB, rc io.ReadCloser) error {
 	s.liveGen++
 	s.liveMu.Unlock()
 	if err := db.Replace(path); err != nil {
-		s.fs.Remove(path)
-		s.setErr(fmt.Errorf("replace database: %w", err))
+		err = errors.Join(fmt.Errorf("replace database: %w", err), removeSQLiteFiles(s.fs, path))
+		s.setErr(err)
 		return err
 	}
 	return nil

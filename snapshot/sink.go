@@ -26,13 +26,15 @@ type Sink struct {
 	pw       *asyncPipe
 	done     chan recvResult
 	adopted  bool
+	installs uint64 // adopted: the store's install count at capture
 	finished bool
 	closeErr error // outcome of the first Close
 }
 
 type recvResult struct {
-	files []fileEntry
-	err   error
+	files  []fileEntry
+	dbSize int64
+	err    error
 }
 
 var _ raft.SnapshotSink = (*Sink)(nil)
@@ -87,9 +89,10 @@ func (k *Sink) Write(p []byte) (int, error) {
 		pw := newAsyncPipe()
 		k.pw, k.done = pw, make(chan recvResult, 1)
 		go func() {
-			files, err := k.s.receive(pw, k.dir)
+			res, err := k.s.receive(pw, k.dir)
 			pw.stopReading(err)
-			k.done <- recvResult{files, err}
+			res.err = err
+			k.done <- res
 		}()
 	}
 	pw := k.pw
@@ -101,10 +104,10 @@ func (k *Sink) Write(p []byte) (int, error) {
 }
 
 // receive parses a stream into files in dir, verifying each.
-func (s *Store) receive(r io.Reader, dir string) ([]fileEntry, error) {
+func (s *Store) receive(r io.Reader, dir string) (recvResult, error) {
 	h, err := readHeader(r)
 	if err != nil {
-		return nil, err
+		return recvResult{}, err
 	}
 	buf := make([]byte, 1<<20)
 	var files []fileEntry
@@ -114,23 +117,27 @@ func (s *Store) receive(r io.Reader, dir string) ([]fileEntry, error) {
 			name = fmt.Sprintf("wal-%03d", i)
 		}
 		if err := writeVerified(s.fs, r, filepath.Join(dir, name), e, buf, true); err != nil {
-			return nil, err
+			return recvResult{}, err
 		}
 		e.Name = name
 		files = append(files, e)
 	}
 	if n, _ := r.Read(buf[:1]); n != 0 {
-		return nil, fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
+		return recvResult{}, fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
 	}
-	return files, nil
+	dbSize := h.DBSize
+	if len(files) == 1 {
+		dbSize = files[0].Size
+	}
+	return recvResult{files: files, dbSize: dbSize}, nil
 }
 
 // adopt records that Persist placed the files in the sink's directory.
-func (k *Sink) adopt(kind Kind, parent string, files []fileEntry) {
+func (k *Sink) adopt(kind Kind, parent string, files []fileEntry, dbSize int64, installs uint64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.adopted = true
-	k.meta.Kind, k.meta.Parent, k.meta.Files = kind, parent, files
+	k.adopted, k.installs = true, installs
+	k.meta.Kind, k.meta.Parent, k.meta.Files, k.meta.DBSize = kind, parent, files, dbSize
 }
 
 // Close completes the snapshot: it checks what was received, writes its
@@ -161,22 +168,19 @@ func (k *Sink) complete(pw *asyncPipe, done chan recvResult, adopted bool) error
 		pw.Close(nil)
 		res := <-done
 		if res.err != nil {
-			k.discard()
-			return fmt.Errorf("snapshot %s: receive: %w", k.meta.ID, res.err)
+			return errors.Join(fmt.Errorf("snapshot %s: receive: %w", k.meta.ID, res.err), k.discard())
 		}
-		k.meta.Kind, k.meta.Parent, k.meta.Files = KindFull, "", res.files
+		k.meta.Kind, k.meta.Parent, k.meta.Files, k.meta.DBSize = KindFull, "", res.files, res.dbSize
 		// The live database does not hold this content until the FSM's
 		// Restore replaces it: no incremental may build on it before then.
 		k.s.mu.Lock()
 		k.s.requireFullLocked("snapshot received from another node")
 		k.s.mu.Unlock()
 	case !adopted:
-		k.discard()
-		return fmt.Errorf("snapshot %s: closed with no data", k.meta.ID)
+		return errors.Join(fmt.Errorf("snapshot %s: closed with no data", k.meta.ID), k.discard())
 	}
-	if err := k.s.finalize(k.dir, &k.meta); err != nil {
-		k.discard()
-		return err
+	if err := k.s.finalize(k.dir, &k.meta, pw != nil, k.installs); err != nil {
+		return errors.Join(err, k.discard())
 	}
 	return nil
 }
@@ -204,8 +208,10 @@ func (k *Sink) Cancel() error {
 func (k *Sink) discard() error { return k.s.fs.RemoveAll(k.dir) }
 
 // finalize moves a completed snapshot from tmp into the store and makes it
-// the head.
-func (s *Store) finalize(dir string, m *snapMeta) error {
+// the head. A received snapshot supersedes every capture not yet
+// persisted; a captured one (installs: the store's count at capture) fails
+// with ErrSuperseded if a snapshot was received or installed since.
+func (s *Store) finalize(dir string, m *snapMeta, received bool, installs uint64) error {
 	if err := s.step("persist.data"); err != nil {
 		return err
 	}
@@ -217,6 +223,11 @@ func (s *Store) finalize(dir string, m *snapMeta) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !received {
+		if err := s.checkCurrentLocked(installs); err != nil {
+			return err
+		}
+	}
 	if m.Kind == KindIncremental && m.Parent != s.head {
 		s.requireFullLocked("chain changed while persisting")
 		return fmt.Errorf("snapshot %s: parent %s is no longer the latest snapshot (%s)", m.ID, m.Parent, s.head)
@@ -229,6 +240,9 @@ func (s *Store) finalize(dir string, m *snapMeta) error {
 	}
 	if err := s.step("persist.renamed"); err != nil {
 		return err
+	}
+	if received {
+		s.installs++
 	}
 	s.snaps[m.ID] = m
 	s.head = m.ID

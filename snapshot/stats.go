@@ -34,6 +34,9 @@ type Stats struct {
 	NextFull string
 	// Created counts snapshots stored since start (persisted or received).
 	Created uint64
+	// Superseded counts captures not stored because a snapshot was
+	// received or installed between their capture and Persist (not errors).
+	Superseded uint64
 	// Consolidations counts completed consolidations since start, and
 	// LastConsolidation is when the latest one finished.
 	Consolidations    uint64
@@ -53,7 +56,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{LeasesHeld: s.leases.Held(), LeaseWaits: s.leases.Waits(), LastError: s.lastErr,
-		LastSnapshotIndex: s.lastIdx, NextFull: s.needFull, Created: s.created, Consolidations: s.consols,
+		LastSnapshotIndex: s.lastIdx, NextFull: s.needFull, Created: s.created, Superseded: s.superseded, Consolidations: s.consols,
 		LastConsolidation: s.consolAt}
 	for _, m := range s.sortedLocked() {
 		st.Snapshots = append(st.Snapshots, infoOf(m))

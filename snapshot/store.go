@@ -69,6 +69,9 @@ type snapMeta struct {
 	Kind   Kind        `json:"kind"`
 	Parent string      `json:"parent,omitempty"`
 	Files  []fileEntry `json:"files"`
+	// DBSize is the size of the database the snapshot restores to (0 in
+	// metas written before it was recorded: unknown).
+	DBSize int64 `json:"db_size,omitempty"`
 }
 
 // Store is a raft.SnapshotStore keeping a chain of snapshots: one full
@@ -89,10 +92,20 @@ type Store struct {
 	pending  bool
 	lastErr  string
 	lastIdx  uint64
-	created  uint64
-	consols  uint64
-	consolAt time.Time
-	consolMu sync.Mutex
+	// retired remembers (bounded, oldest dropped first) the ids that
+	// consolidation merged away or pruning removed, so that Open of one of
+	// them streams the newest snapshot instead of failing: Raft lists, then
+	// opens, and the chain may change in between.
+	retired      map[string]bool
+	retiredOrder []string
+	// installs counts snapshots received from another node and installs;
+	// a capture taken before the count changed is superseded (Persist).
+	installs   uint64
+	superseded uint64
+	created    uint64
+	consols    uint64
+	consolAt   time.Time
+	consolMu   sync.Mutex
 
 	// liveMu is held while Persist copies the live database file and while
 	// Install bumps liveGen before swapping the file.
@@ -130,7 +143,7 @@ func New(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{dir: abs, fs: opts.FS, opts: opts, log: opts.Logger,
 		leases: NewLeaseManager(opts.LeaseIdleTimeout, opts.Logger),
-		snaps:  map[string]*snapMeta{}, needFull: "first snapshot since start", kick: make(chan struct{}, 1)}
+		snaps:  map[string]*snapMeta{}, retired: map[string]bool{}, needFull: "first snapshot since start", kick: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.recover(); err != nil {
 		return nil, fmt.Errorf("snapshot store %s: %w", dir, err)
@@ -247,12 +260,12 @@ func (s *Store) List() ([]*raft.SnapshotMeta, error) {
 	defer s.mu.Unlock()
 	var out []*raft.SnapshotMeta
 	for _, m := range s.sortedLocked() {
-		chain, err := s.chainLocked(m.ID)
+		plan, err := s.planStreamLocked(m.ID)
 		if err != nil {
 			continue
 		}
 		meta := m.SnapshotMeta
-		if meta.Size, err = streamLen(streamHeaderFor(m, s.sources(chain))); err != nil {
+		if meta.Size, err = streamLen(plan.expectedHeader()); err != nil {
 			return nil, err
 		}
 		out = append(out, &meta)
@@ -283,45 +296,118 @@ func newer(a, b *snapMeta) bool {
 // Open returns snapshot id as a stream any node can turn into a database
 // (see Restore). It first takes a lease on the snapshot's files, so that
 // nothing renames, removes or writes into them until the stream is closed,
-// revoked after the idle timeout, or fails.
+// revoked after the idle timeout, or fails. The stream holds about the
+// database's size: the chain's files when they are at most 10% larger than
+// the database, otherwise one image consolidated from them for this stream
+// (see DESIGN.md, "What a stream sends").
 func (s *Store) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	return s.OpenContext(context.Background(), "raft:"+id, id)
 }
 
 // OpenContext is Open with a context (ending it revokes the lease) and a
 // name for the lease in logs; backup streams use it.
+//
+// If consolidation merged id away or pruning removed it (between Raft's
+// List and Open, or while Open waited for its lease behind a
+// consolidation), the newest snapshot is streamed instead; the returned
+// meta describes what is actually streamed, and both Raft's leader and
+// Backup take the index, term and configuration from it.
 func (s *Store) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	for {
 		s.mu.Lock()
-		m, src, dirs, err := s.resolveLocked(id)
+		plan, err := s.planOpenLocked(id)
 		s.mu.Unlock()
 		if err != nil {
 			return nil, nil, err
 		}
-		lease, err := s.leases.Acquire(ctx, name, dirs...)
+		if err := s.step("open.planned"); err != nil {
+			return nil, nil, err
+		}
+		paths, image := plan.dirs, ""
+		if plan.image {
+			image = s.newImagePath()
+			paths = append(append([]string(nil), paths...), image)
+		}
+		lease, err := s.leases.Acquire(ctx, name, paths...)
 		if err != nil {
 			return nil, nil, err
 		}
 		s.mu.Lock()
-		_, src2, _, err := s.resolveLocked(id)
+		again, err := s.planOpenLocked(id)
 		s.mu.Unlock()
-		if err != nil || !sameSources(src, src2) {
-			lease.Release() // consolidated meanwhile; resolve again
+		if err != nil || again.meta.ID != plan.meta.ID || !sameSources(plan.chain, again.chain) {
+			lease.Release() // consolidated or pruned meanwhile; resolve again
 			if err != nil {
 				return nil, nil, err
 			}
 			continue
 		}
-		h := streamHeaderFor(m, src)
-		hdr, err := encodeHeader(h)
+		if plan.meta.ID != id {
+			s.log.Info("snapshot merged away or pruned before it was opened; streaming the newest instead",
+				"requested", id, "streaming", plan.meta.ID, "lease", name)
+		}
+		meta, st, err := s.openPlanned(plan, lease, image)
 		if err != nil {
 			lease.Release()
 			return nil, nil, err
 		}
-		meta := m.SnapshotMeta
-		meta.Size, _ = streamLen(h)
-		return &meta, &stream{lease: lease, fsys: s.fs, hdr: hdr, files: src}, nil
+		return meta, st, nil
 	}
+}
+
+// planOpenLocked plans the stream of id or, if id was retired, of the
+// newest snapshot.
+func (s *Store) planOpenLocked(id string) (streamPlan, error) {
+	if _, ok := s.snaps[id]; !ok && s.retired[id] && s.head != "" {
+		id = s.head
+	}
+	return s.planStreamLocked(id)
+}
+
+// retireLocked records that id left the store (merged or pruned).
+func (s *Store) retireLocked(id string) {
+	const keep = 1024
+	if s.retired[id] {
+		return
+	}
+	s.retired[id] = true
+	s.retiredOrder = append(s.retiredOrder, id)
+	if len(s.retiredOrder) > keep {
+		delete(s.retired, s.retiredOrder[0])
+		s.retiredOrder = s.retiredOrder[1:]
+	}
+}
+
+// openPlanned builds the stream of plan under lease (which covers the
+// chain, and image when the plan sends one).
+func (s *Store) openPlanned(plan streamPlan, lease *Lease, image string) (*raft.SnapshotMeta, *stream, error) {
+	files := plan.chain
+	if plan.image {
+		img, err := s.buildImage(lease, plan.chain, image)
+		if err != nil {
+			err = fmt.Errorf("snapshot %s: consolidate an image to send: %w", plan.meta.ID, err)
+			s.setErr(err)
+			return nil, nil, err
+		}
+		files = []source{img}
+	}
+	h := plan.header(files)
+	hdr, err := encodeHeader(h)
+	if err != nil {
+		if plan.image {
+			s.removeImage(image)
+		}
+		return nil, nil, err
+	}
+	meta := plan.meta.SnapshotMeta
+	meta.Size, _ = streamLen(h)
+	st := &stream{lease: lease, fsys: s.fs, hdr: hdr, files: files}
+	if plan.image {
+		st.onClose = func() { s.removeImage(image) }
+		s.log.Debug("streaming a consolidated image", "id", meta.ID, "chain_files", len(plan.chain),
+			"image_bytes", files[0].entry.Size)
+	}
+	return &meta, st, nil
 }
 
 func (s *Store) resolveLocked(id string) (*snapMeta, []source, []string, error) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,12 @@ type benchConfig struct {
 	readRatio   float64
 	rows        int
 	valueBytes  int
+	// checksumPollers and statusPollers call ClusterService.Checksum and
+	// Status in a loop beside the workload, spread over the targets, to
+	// measure what observability costs the workload.
+	checksumPollers int
+	statusPollers   int
+	pollInterval    time.Duration // pause between one poller's calls
 }
 
 func benchCommand(g *globals) *cobra.Command {
@@ -35,7 +42,11 @@ func benchCommand(g *globals) *cobra.Command {
 		Long: `bench runs --clients concurrent clients for --duration against the cluster, each
 sending one statement per request: writes (INSERT of one row), reads (SELECT of
 one row by primary key at --consistency) or a mix. It prints throughput and the
-p50/p99 latency of successful requests. It uses the table sqlraft_bench.`,
+p50/p99 latency of successful requests. It uses the table sqlraft_bench.
+
+--checksum-pollers and --status-pollers add clients that call Checksum and
+Status for the whole run, back to back (as monitoring would at its worst) or
+every --poll-interval; the result then also counts their calls.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(bc.targets) == 0 {
@@ -58,6 +69,9 @@ p50/p99 latency of successful requests. It uses the table sqlraft_bench.`,
 	f.Float64Var(&bc.readRatio, "read-ratio", 0.8, "share of reads with --op mix")
 	f.IntVar(&bc.rows, "rows", 1000, "rows to make sure exist before reading")
 	f.IntVar(&bc.valueBytes, "value-bytes", 100, "size of each written value")
+	f.IntVar(&bc.checksumPollers, "checksum-pollers", 0, "clients calling Checksum back to back beside the workload")
+	f.IntVar(&bc.statusPollers, "status-pollers", 0, "clients calling Status back to back beside the workload")
+	f.DurationVar(&bc.pollInterval, "poll-interval", 0, "pause between one poller's calls (0: back to back)")
 	return cmd
 }
 
@@ -69,12 +83,18 @@ type benchResult struct {
 	elapsed  time.Duration
 	p50, p99 time.Duration
 	firstErr error
+	polls    pollCounts
 }
 
 func (r benchResult) String() string {
 	s := fmt.Sprintf("op=%s consistency=%s clients=%d targets=%d ops=%d errors=%d duration=%.1fs ops/s=%.0f p50=%s p99=%s",
 		r.cfg.op, r.cfg.consistency, r.cfg.clients, len(r.cfg.targets), r.ops, r.errors, r.elapsed.Seconds(),
 		float64(r.ops)/r.elapsed.Seconds(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+	if r.cfg.checksumPollers+r.cfg.statusPollers > 0 {
+		s += fmt.Sprintf(" checksum-pollers=%d checksums=%d status-pollers=%d statuses=%d poll-errors=%d poll-interval=%s",
+			r.cfg.checksumPollers, r.polls.checksums.Load(), r.cfg.statusPollers, r.polls.statuses.Load(), r.polls.errors.Load(),
+			r.cfg.pollInterval)
+	}
 	if r.firstErr != nil {
 		s += "\nfirst error: " + r.firstErr.Error()
 	}
@@ -109,6 +129,7 @@ func runBench(ctx context.Context, g *globals, bc benchConfig) (benchResult, err
 	start := time.Now()
 	deadline := start.Add(bc.duration)
 	var wg sync.WaitGroup
+	polls := startPollers(ctx, g, bc, conns, deadline, &wg)
 	for c := 0; c < bc.clients; c++ {
 		wg.Add(1)
 		go func(c int) {
@@ -128,7 +149,53 @@ func runBench(ctx context.Context, g *globals, bc benchConfig) (benchResult, err
 		}(c)
 	}
 	wg.Wait()
-	return summarise(bc, lat, errs, time.Since(start), firstErr), nil
+	res := summarise(bc, lat, errs, time.Since(start), firstErr)
+	res.polls = polls
+	return res, nil
+}
+
+// pollCounts counts the pollers' calls.
+type pollCounts struct {
+	checksums, statuses, errors *atomic.Uint64
+}
+
+// startPollers starts bc.checksumPollers and bc.statusPollers goroutines,
+// spread over conns, that call until deadline; wg tracks them.
+func startPollers(ctx context.Context, g *globals, bc benchConfig, conns []*grpc.ClientConn,
+	deadline time.Time, wg *sync.WaitGroup) pollCounts {
+	pc := pollCounts{checksums: new(atomic.Uint64), statuses: new(atomic.Uint64), errors: new(atomic.Uint64)}
+	poll := func(i int, count *atomic.Uint64, call func(context.Context, sqlraftv1.ClusterServiceClient) error) {
+		defer wg.Done()
+		cl := sqlraftv1.NewClusterServiceClient(conns[i%len(conns)])
+		for time.Now().Before(deadline) && ctx.Err() == nil {
+			cctx, cancel := g.callContext(ctx)
+			err := call(cctx, cl)
+			cancel()
+			if err != nil {
+				pc.errors.Add(1)
+				continue
+			}
+			count.Add(1)
+			if bc.pollInterval > 0 {
+				time.Sleep(bc.pollInterval)
+			}
+		}
+	}
+	for i := 0; i < bc.checksumPollers; i++ {
+		wg.Add(1)
+		go poll(i, pc.checksums, func(ctx context.Context, cl sqlraftv1.ClusterServiceClient) error {
+			_, err := cl.Checksum(ctx, &sqlraftv1.ChecksumRequest{})
+			return err
+		})
+	}
+	for i := 0; i < bc.statusPollers; i++ {
+		wg.Add(1)
+		go poll(i, pc.statuses, func(ctx context.Context, cl sqlraftv1.ClusterServiceClient) error {
+			_, err := cl.Status(ctx, &sqlraftv1.StatusRequest{})
+			return err
+		})
+	}
+	return pc
 }
 
 func benchSetup(ctx context.Context, g *globals, db sqlraftv1.DatabaseServiceClient, bc benchConfig) error {

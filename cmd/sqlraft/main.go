@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"time"
@@ -47,13 +48,16 @@ func rootCommand() *cobra.Command {
 	pf.BoolVar(&g.noForward, "no-forward", false, "ask followers not to forward to the leader")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(execCommand(g), queryCommand(g), nodesCommand(g), statusCommand(g), checksumCommand(g),
-		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), backupCommand(g), benchCommand(g))
+		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), backupCommand(g), benchCommand(g), waitCommand(g))
 	return root
 }
 
 // dial connects to g.addr.
 func (g *globals) dial() (*grpc.ClientConn, error) {
-	return grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Responses may be as large as the server's --max-message-size allows
+	// (plus a header); the server, not the CLI, is what bounds them.
+	return grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)))
 }
 
 // callContext bounds a call and adds the no-forward metadata when asked.

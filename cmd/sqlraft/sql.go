@@ -24,7 +24,7 @@ func execCommand(g *globals) *cobra.Command {
 	var tx bool
 	cmd := &cobra.Command{
 		Use:   "exec SQL [PARAM...]",
-		Short: "Run a write statement through Raft (parameters bind to ?; use int:, real:, blob:, null to type them)",
+		Short: "Run a write statement through Raft (parameters bind to ?; use int:, real:, blob:, textbytes:, null to type them)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			stmt, err := statement(args)
@@ -99,7 +99,8 @@ func queryCommand(g *globals) *cobra.Command {
 }
 
 // statement builds a Statement from SQL and typed parameters: a plain
-// argument is text; int:N, real:X, blob:BASE64 and null set other types.
+// argument is text; int:N, real:X, blob:BASE64, textbytes:BASE64 (TEXT
+// given as raw bytes) and null set other types.
 func statement(args []string) (*sqlraftv1.Statement, error) {
 	s := &sqlraftv1.Statement{Sql: args[0]}
 	for _, a := range args[1:] {
@@ -126,6 +127,9 @@ func parseValue(a string) (*sqlraftv1.Value, error) {
 	case typed && kind == "blob":
 		b, err := base64.StdEncoding.DecodeString(rest)
 		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Blob{Blob: b}}, err
+	case typed && kind == "textbytes":
+		b, err := base64.StdEncoding.DecodeString(rest)
+		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_TextBytes{TextBytes: b}}, err
 	case typed && kind == "text":
 		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: rest}}, nil
 	}
@@ -156,6 +160,9 @@ func printTable(w io.Writer, r *sqlraftv1.QueryResult) {
 	tw.Flush()
 }
 
+// formatValue renders a value for the table output. TEXT that is not valid
+// UTF-8 (text_bytes) is shown as the SQL that makes it, so it is not
+// mistaken for a blob and does not garble the terminal.
 func formatValue(v *sqlraftv1.Value) string {
 	switch k := v.GetKind().(type) {
 	case *sqlraftv1.Value_Integer:
@@ -166,6 +173,8 @@ func formatValue(v *sqlraftv1.Value) string {
 		return k.Text
 	case *sqlraftv1.Value_Blob:
 		return "x'" + fmt.Sprintf("%x", k.Blob) + "'"
+	case *sqlraftv1.Value_TextBytes:
+		return "CAST(x'" + fmt.Sprintf("%x", k.TextBytes) + "' AS TEXT)"
 	}
 	return "NULL"
 }

@@ -4,7 +4,8 @@
 // With no flags it starts a single-node cluster (bootstrapped on first
 // start) with data in ./sqlraft-data, the client API on localhost:6001 and
 // Raft on localhost:6002. Restarting on the same data directory resumes the
-// same node with its data.
+// same node with its data: the node ID is recorded there on first start, and
+// a later start with another --node-id is refused.
 package main
 
 import (
@@ -14,7 +15,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sqlraft/sqlraft/internal/msglimit"
 	"github.com/sqlraft/sqlraft/internal/version"
+	"github.com/sqlraft/sqlraft/raftnode"
 )
 
 // config is everything the flags set.
@@ -22,6 +25,7 @@ type config struct {
 	grpcAddr, raftAddr           string
 	grpcAdvertise, raftAdvertise string
 	nodeID, dataDir              string
+	nodeIDGiven                  bool // --node-id was on the command line (not its default)
 	join                         []string
 	bootstrapExpect              int
 	discoverDNS                  string
@@ -31,6 +35,10 @@ type config struct {
 	leaseIdleTimeout             time.Duration
 	readConsistency              string
 	maxMessageBytes              int
+	maxWriteSteps, maxWriteRows  uint64
+	maxWriteBytes                uint64
+	maxQueryTime                 time.Duration
+	applyStallTimeout            time.Duration
 	shutdownTimeout              time.Duration
 	logLevel                     string
 	nonVoter                     bool
@@ -52,6 +60,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.nodeIDGiven = cmd.Flags().Changed("node-id")
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -59,9 +68,12 @@ func rootCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.grpcAddr, "grpc-addr", "localhost:6001", "address the client gRPC API listens on")
 	f.StringVar(&cfg.raftAddr, "raft-addr", "localhost:6002", "address Raft traffic listens on")
-	f.StringVar(&cfg.grpcAdvertise, "grpc-advertise", "", "client API address other nodes and clients use (default: --grpc-addr)")
-	f.StringVar(&cfg.raftAdvertise, "raft-advertise", "", "Raft address other nodes use (default: --raft-addr)")
-	f.StringVar(&cfg.nodeID, "node-id", hostname, "this node's ID; must stay the same across restarts")
+	f.StringVar(&cfg.grpcAdvertise, "grpc-advertise", "",
+		"client API address other nodes and clients use (default: --grpc-addr, or the hostname when that listens on every interface)")
+	f.StringVar(&cfg.raftAdvertise, "raft-advertise", "",
+		"Raft address other nodes use (default: --raft-addr, or the hostname when that listens on every interface)")
+	f.StringVar(&cfg.nodeID, "node-id", hostname,
+		"this node's ID, recorded in --data-dir on first start; later starts use the recorded ID and refuse another")
 	f.StringVar(&cfg.dataDir, "data-dir", "./sqlraft-data", "directory for the database, Raft log and snapshots")
 	f.StringSliceVar(&cfg.join, "join", nil, "client (gRPC) addresses of existing members to join, comma-separated")
 	f.IntVar(&cfg.bootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes (from --join or --discover-dns) answer")
@@ -71,7 +83,18 @@ func rootCommand() *cobra.Command {
 	f.Uint64Var(&cfg.trailingLogs, "trailing-logs", 10240, "log entries kept after a snapshot")
 	f.DurationVar(&cfg.leaseIdleTimeout, "lease-idle-timeout", 30*time.Second, "revoke a snapshot lease whose stream read nothing for this long")
 	f.StringVar(&cfg.readConsistency, "read-consistency", "linearizable", "default read consistency: none, weak, linearizable or strong")
-	f.IntVar(&cfg.maxMessageBytes, "max-message-size", 16<<20, "largest request accepted, in bytes")
+	f.IntVar(&cfg.maxMessageBytes, "max-message-size", msglimit.Default,
+		"largest request or response, in bytes; every gRPC limit of the node (client API, forwarding, Raft) derives from it")
+	f.Uint64Var(&cfg.maxWriteSteps, "max-write-steps", raftnode.DefaultEntryLimits.Steps,
+		"SQLite steps one write (or STRONG read) may take; a runaway statement fails the same way on every node (0: no limit)")
+	f.Uint64Var(&cfg.maxWriteRows, "max-write-rows", raftnode.DefaultEntryLimits.Rows,
+		"rows one write may insert or update (0: no limit)")
+	f.Uint64Var(&cfg.maxWriteBytes, "max-write-bytes", raftnode.DefaultEntryLimits.Bytes,
+		"bytes of row values one write may insert or update (0: no limit)")
+	f.DurationVar(&cfg.maxQueryTime, "max-query-time", 30*time.Second,
+		"longest a NONE, WEAK or LINEARIZABLE read may run here before SQLite is interrupted (the caller's deadline applies if sooner)")
+	f.DurationVar(&cfg.applyStallTimeout, "apply-stall-timeout", 10*time.Second,
+		"health is NOT_SERVING while the node has not applied what was committed this long ago")
 	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
@@ -80,9 +103,6 @@ func rootCommand() *cobra.Command {
 }
 
 func (c config) validate() error {
-	if c.nodeID == "" {
-		return fmt.Errorf("--node-id is required (the hostname could not be read)")
-	}
 	if c.bootstrapExpect > 0 && len(c.join) == 0 && c.discoverDNS == "" {
 		return fmt.Errorf("--bootstrap-expect needs --join or --discover-dns to find its peers")
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/snapshot"
@@ -31,14 +32,17 @@ func run(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.nodeID, err = resolveNodeID(cfg, logger); err != nil {
+		return err
+	}
+	if cfg.grpcAdvertise, err = advertiseAddr(thisMachine, "grpc-addr", cfg.grpcAddr, cfg.grpcAdvertise); err != nil {
+		return err
+	}
+	if cfg.raftAdvertise, err = advertiseAddr(thisMachine, "raft-addr", cfg.raftAddr, cfg.raftAdvertise); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if cfg.grpcAdvertise == "" {
-		cfg.grpcAdvertise = cfg.grpcAddr
-	}
-	if cfg.raftAdvertise == "" {
-		cfg.raftAdvertise = cfg.raftAddr
-	}
 	lis, err := net.Listen("tcp", cfg.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --grpc-addr: %w", err)
@@ -50,17 +54,20 @@ func run(ctx context.Context, cfg config) error {
 		ID: cfg.nodeID, DataDir: cfg.dataDir, RaftAddr: cfg.raftAddr, RaftAdvertise: cfg.raftAdvertise,
 		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
-		Snapshot: snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
-		Logger:   logger,
+		MaxMessageBytes: cfg.maxMessageBytes, ApplyStallTimeout: cfg.applyStallTimeout,
+		EntryLimits: &sqlitedb.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
+		Snapshot:    snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
+		Logger:      logger,
 	})
 	if err != nil {
 		lis.Close()
 		return err
 	}
-	srv := server.New(node, server.Options{DefaultConsistency: consistency, MaxRecvMsgBytes: cfg.maxMessageBytes, Logger: logger})
+	srv := server.New(node, server.Options{DefaultConsistency: consistency, MaxQueryTime: cfg.maxQueryTime, Logger: logger})
 	gs := srv.GRPCServer()
 	go gs.Serve(lis)
-	logger.Info("sqlraftd started", "node", cfg.nodeID, "grpc", cfg.grpcAddr, "raft", cfg.raftAddr, "data", cfg.dataDir)
+	logger.Info("sqlraftd started", "node", cfg.nodeID, "grpc", cfg.grpcAddr, "raft", cfg.raftAddr, "data", cfg.dataDir,
+		"grpc_advertise", cfg.grpcAdvertise, "raft_advertise", cfg.raftAdvertise)
 	if err := formCluster(ctx, cfg, node, logger); err != nil && ctx.Err() == nil {
 		logger.Error("could not join or form the cluster", "err", err)
 	}

@@ -21,10 +21,15 @@ import (
 // are visited in rowid (or primary key) order, values are hashed with their
 // storage class, so two replicas agree exactly when their content does,
 // whatever their page layout.
+//
+// It runs on a connection of its own, as a stream does (and counts as one
+// against Options.MaxStreams): a long hash must not hold one of the pooled
+// readers that validation of every write needs, nor keep Replace waiting;
+// Replace and Close stop it instead (ErrStreamStopped).
 func (db *DB) Checksum(ctx context.Context) (Position, string, error) {
 	var pos Position
 	h := sha256.New()
-	err := db.withReader(ctx, func(c *conn) error {
+	err := db.withStreamConn(ctx, func(ctx context.Context, c *conn) error {
 		return readTx(ctx, c, func() error {
 			var err error
 			if pos, err = readApplied(ctx, c); err != nil {

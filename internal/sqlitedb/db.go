@@ -24,8 +24,9 @@ type Options struct {
 	// AutoCheckpoint sets PRAGMA wal_autocheckpoint on the writer. Zero keeps
 	// SQLite's default (1000 pages); negative turns automatic checkpoints off.
 	AutoCheckpoint int
-	// MaxResultBytes bounds the rows one Query call collects (approximate
-	// encoded size; default 64 MiB). Larger results need QueryStream.
+	// MaxResultBytes bounds the rows one Query call collects, and one
+	// QueryStream message (approximate encoded size; default 64 MiB).
+	// Larger results need QueryStream.
 	MaxResultBytes int
 	// MaxStreams bounds concurrent QueryStream calls (default 16). Each has a
 	// connection of its own, so clients that stop reading their streams
@@ -69,7 +70,12 @@ type DB struct {
 	writer  *conn
 	clock   *Clock
 	readers chan *conn
-	streams chan struct{} // one token per QueryStream in progress
+	// checkers validate statements (prepare only) and read sqlraft's own
+	// tables. They are apart from readers so that long client reads, which
+	// may hold every reader up to the query time limit, never delay the
+	// validation of writes or the FSM's own lookups.
+	checkers chan *conn
+	streams  chan struct{} // one token per QueryStream in progress
 
 	streamMu sync.Mutex                        // guards active
 	active   map[*conn]context.CancelCauseFunc // streams in progress
@@ -79,8 +85,9 @@ type DB struct {
 // internal statements.
 type conn struct {
 	*sqlite3.SQLiteConn
-	guard *guard
-	stmts map[string]*sqlite3.SQLiteStmt
+	guard  *guard
+	stmts  map[string]*sqlite3.SQLiteStmt
+	budget *budget // the writer's per-entry allowance; nil on readers
 }
 
 func newConn(c *sqlite3.SQLiteConn, writer bool) *conn {
@@ -114,13 +121,21 @@ func (c *conn) close() error {
 		st.Close()
 		delete(c.stmts, sql)
 	}
+	if c.budget != nil {
+		c.budget.remove()
+	}
 	return c.SQLiteConn.Close()
 }
 
-// internal runs fn with the authorizer relaxed, for sqlraft's own statements.
+// internal runs fn with the authorizer relaxed and the write budget not
+// charged, for sqlraft's own statements.
 func (c *conn) internal(fn func() error) error {
 	c.guard.internal = true
 	defer func() { c.guard.internal = false }()
+	if c.budget != nil && c.budget.armed() {
+		c.budget.disarm()
+		defer c.budget.arm()
+	}
 	return fn()
 }
 
@@ -149,16 +164,22 @@ func (db *DB) openConns() error {
 	}
 	db.writer = w
 	db.readers = make(chan *conn, db.opts.Readers)
-	for i := 0; i < db.opts.Readers; i++ {
-		r, err := db.openReader()
-		if err != nil {
-			db.closeConns()
-			return err
+	db.checkers = make(chan *conn, checkers)
+	for _, pool := range []chan *conn{db.readers, db.checkers} {
+		for i := 0; i < cap(pool); i++ {
+			r, err := db.openReader()
+			if err != nil {
+				db.closeConns()
+				return err
+			}
+			pool <- r
 		}
-		db.readers <- r
 	}
 	return nil
 }
+
+// checkers is the number of connections that validate statements.
+const checkers = 2
 
 func (db *DB) openWriter() (*conn, error) {
 	drv := &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
@@ -183,7 +204,14 @@ func (db *DB) openWriter() (*conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	return newConn(conn, true), nil
+	b, err := installBudget(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	w := newConn(conn, true)
+	w.budget = b
+	return w, nil
 }
 
 func (db *DB) openReader() (*conn, error) {
@@ -201,12 +229,14 @@ func (db *DB) openReader() (*conn, error) {
 
 func (db *DB) closeConns() error {
 	var errs []error
-	if db.readers != nil {
-		close(db.readers)
-		for r := range db.readers {
-			errs = append(errs, r.close())
+	for _, pool := range []*chan *conn{&db.readers, &db.checkers} {
+		if *pool != nil {
+			close(*pool)
+			for r := range *pool {
+				errs = append(errs, r.close())
+			}
+			*pool = nil
 		}
-		db.readers = nil
 	}
 	if db.writer != nil {
 		errs = append(errs, db.writer.close())
@@ -230,18 +260,28 @@ func (db *DB) Close() error {
 // withReader runs fn on a pooled read-only connection, waiting for one to be
 // free or ctx to end.
 func (db *DB) withReader(ctx context.Context, fn func(*conn) error) error {
+	return db.withPooled(ctx, func() chan *conn { return db.readers }, fn)
+}
+
+// withChecker runs fn on a connection of the checkers' pool.
+func (db *DB) withChecker(ctx context.Context, fn func(*conn) error) error {
+	return db.withPooled(ctx, func() chan *conn { return db.checkers }, fn)
+}
+
+func (db *DB) withPooled(ctx context.Context, pool func() chan *conn, fn func(*conn) error) error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
 		return ErrClosed
 	}
+	p := pool()
 	var c *conn
 	select {
-	case c = <-db.readers:
+	case c = <-p:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { db.readers <- db.healthy(c) }()
+	defer func() { p <- db.healthy(c) }()
 	return fn(c)
 }
 

@@ -34,7 +34,7 @@ type Position struct {
 // Applied returns the Raft position the database content reflects.
 func (db *DB) Applied(ctx context.Context) (Position, error) {
 	var p Position
-	err := db.withReader(ctx, func(c *conn) error {
+	err := db.withChecker(ctx, func(c *conn) error {
 		var err error
 		p, err = readApplied(ctx, c)
 		return err
@@ -65,7 +65,7 @@ func readApplied(ctx context.Context, c *conn) (Position, error) {
 // Nodes returns the replicated map of node ID to client address.
 func (db *DB) Nodes(ctx context.Context) (map[string]string, error) {
 	nodes := map[string]string{}
-	err := db.withReader(ctx, func(c *conn) error {
+	err := db.withChecker(ctx, func(c *conn) error {
 		return c.internal(func() error {
 			return queryRows(ctx, c, "SELECT id, grpc_address FROM _sqlraft_nodes", nil, func(v []driver.Value) error {
 				id, ok1 := v[0].(string)

@@ -45,7 +45,7 @@ const (
 // kinds. Parameters must match the placeholders; SQL must parse.
 func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind, error) {
 	kinds := make([]Kind, len(stmts))
-	err := db.withReader(ctx, func(c *conn) error {
+	err := db.withChecker(ctx, func(c *conn) error {
 		c.guard.writer = true // judge as the writer will
 		defer func() { c.guard.writer = false }()
 		for i, s := range stmts {
@@ -178,6 +178,7 @@ func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statemen
 		return nil
 	}, func(row []driver.Value) error {
 		r := &sqlraftv1.Row{Values: make([]*sqlraftv1.Value, len(row))}
+		used += rowOverhead
 		for j, v := range row {
 			r.Values[j] = FromDriver(v)
 			used += approxSize(v)
@@ -192,7 +193,7 @@ func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statemen
 		if ctx.Err() != nil || errors.Is(err, ErrResultTooLarge) {
 			return nil, used, err
 		}
-		return &sqlraftv1.QueryResult{Error: err.Error()}, used, nil
+		return &sqlraftv1.QueryResult{Error: errorText(err)}, used, nil
 	}
 	return res, used, nil
 }
@@ -288,19 +289,23 @@ func (db *DB) QueryStream(ctx context.Context, s *sqlraftv1.Statement, batchSize
 			if !st.Readonly() {
 				return &InvalidError{Reason: "is not read-only; send writes with Execute or Request"}
 			}
-			return streamBatches(ctx, st, s, batchSize, pos, send)
+			return streamBatches(ctx, st, s, batchLimits{rows: batchSize, bytes: db.opts.MaxResultBytes}, pos, send)
 		})
 	})
 }
 
-func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, batchSize int, pos Position,
+// batchLimits bound one QueryStream message: rows, and approximate bytes,
+// so that every message fits the node's message size limit.
+type batchLimits struct{ rows, bytes int }
+
+func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, limits batchLimits, pos Position,
 	send func(pos Position, cols, types []string, rows []*sqlraftv1.Row) error) error {
 	var cols, types []string
 	var batch []*sqlraftv1.Row
-	sent := false
+	sent, size := false, 0
 	flush := func() error {
 		err := send(pos, cols, types, batch)
-		cols, types, batch, sent = nil, nil, nil, true
+		cols, types, batch, sent, size = nil, nil, nil, true, 0
 		return err
 	}
 	err := streamRows(ctx, st, s, func(c, t []string) error {
@@ -308,11 +313,21 @@ func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Sta
 		return nil
 	}, func(row []driver.Value) error {
 		r := &sqlraftv1.Row{Values: make([]*sqlraftv1.Value, len(row))}
+		rowSize := rowOverhead
 		for j, v := range row {
 			r.Values[j] = FromDriver(v)
+			rowSize += approxSize(v)
 		}
-		batch = append(batch, r)
-		if len(batch) >= batchSize {
+		if limits.bytes > 0 && rowSize > limits.bytes {
+			return ErrResultTooLarge
+		}
+		if limits.bytes > 0 && size+rowSize > limits.bytes && len(batch) > 0 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		batch, size = append(batch, r), size+rowSize
+		if len(batch) >= limits.rows {
 			return flush()
 		}
 		return nil

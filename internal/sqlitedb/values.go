@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -51,6 +52,9 @@ func paramName(key string) string {
 	return key
 }
 
+// toDriver converts a parameter to the driver value that binds it. The
+// driver binds a Go string as TEXT with exactly its bytes, valid UTF-8 or
+// not, which is how a text_bytes parameter becomes TEXT.
 func toDriver(v *sqlraftv1.Value) (driver.Value, error) {
 	switch k := v.GetKind().(type) {
 	case *sqlraftv1.Value_NullValue:
@@ -66,12 +70,16 @@ func toDriver(v *sqlraftv1.Value) (driver.Value, error) {
 			return []byte{}, nil
 		}
 		return k.Blob, nil
+	case *sqlraftv1.Value_TextBytes:
+		return string(k.TextBytes), nil
 	default:
-		return nil, fmt.Errorf("value has no kind: set one of null_value, integer, real, text, blob")
+		return nil, fmt.Errorf("value has no kind: set one of null_value, integer, real, text, blob, text_bytes")
 	}
 }
 
-// FromDriver converts a value read from SQLite to its API form.
+// FromDriver converts a value read from SQLite to its API form. TEXT whose
+// bytes are not valid UTF-8 (SQLite does not check) becomes text_bytes,
+// unchanged, since a protobuf string field cannot carry it.
 func FromDriver(v driver.Value) *sqlraftv1.Value {
 	switch x := v.(type) {
 	case nil:
@@ -81,7 +89,7 @@ func FromDriver(v driver.Value) *sqlraftv1.Value {
 	case float64:
 		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Real{Real: x}}
 	case string:
-		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: x}}
+		return textValue(x)
 	case []byte:
 		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Blob{Blob: x}}
 	case bool: // not produced: see neutralizeDeclTypes
@@ -92,11 +100,29 @@ func FromDriver(v driver.Value) *sqlraftv1.Value {
 	case time.Time: // not produced: see neutralizeDeclTypes
 		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: x.Format(time.RFC3339Nano)}}
 	default:
-		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: fmt.Sprint(x)}}
+		return textValue(fmt.Sprint(x))
 	}
 }
 
-// storageClass names the SQLite storage class of a driver value.
+// textValue is TEXT in its API form: text when s is valid UTF-8, text_bytes
+// with the same bytes when it is not.
+func textValue(s string) *sqlraftv1.Value {
+	if utf8.ValidString(s) {
+		return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Text{Text: s}}
+	}
+	return &sqlraftv1.Value{Kind: &sqlraftv1.Value_TextBytes{TextBytes: []byte(s)}}
+}
+
+// errorText is an error's message for a result's error field. SQLite can
+// quote stored TEXT in a message ("bad JSON path: '…'"), and a protobuf
+// string must be valid UTF-8, so bytes that are not become U+FFFD: a
+// message is for people, and a read must not fail because of stored bytes.
+func errorText(err error) string {
+	return strings.ToValidUTF8(err.Error(), "\uFFFD")
+}
+
+// storageClass names the SQLite storage class of a driver value. A string
+// is "text" whether or not its bytes are valid UTF-8.
 func storageClass(v driver.Value) string {
 	switch v.(type) {
 	case int64:
@@ -131,14 +157,19 @@ func neutralizeDeclTypes(decl []string) []string {
 	return orig
 }
 
-// approxSize estimates a value's encoded size, for result size limits.
+// approxSize bounds a value's encoded size in a result row from above (its
+// payload plus the tags and lengths of Value and of its place in Row), so
+// that rows budgeted against the message limit fit in a message.
 func approxSize(v driver.Value) int {
 	switch x := v.(type) {
 	case string:
-		return len(x) + 2
+		return len(x) + 12
 	case []byte:
-		return len(x) + 2
+		return len(x) + 12
 	default:
-		return 9
+		return 13
 	}
 }
+
+// rowOverhead bounds a row's own encoding (its tag and length in the result).
+const rowOverhead = 6

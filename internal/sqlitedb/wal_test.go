@@ -13,7 +13,7 @@ import (
 
 func openWALTest(t *testing.T) *DB {
 	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "db.sqlite"), Options{AutoCheckpoint: -1})
+	db, err := Open(filepath.Join(tempDir(t), "db.sqlite"), Options{AutoCheckpoint: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestCheckpointFileAppliesCapturedWAL(t *testing.T) {
 	if res, err := db.Checkpoint(time.Second); err != nil || !res.Complete() {
 		t.Fatalf("%+v %v", res, err)
 	}
-	dir := t.TempDir()
+	dir := tempDir(t)
 	base := filepath.Join(dir, "copy.db")
 	copyFile(t, db.Path(), base)
 	write(t, db, 2, time.Now(), 1, stmt("INSERT INTO t VALUES(2)"), stmt("CREATE TABLE u(y)"))
@@ -146,7 +146,7 @@ func TestCheckpointFileAppliesCapturedWAL(t *testing.T) {
 }
 
 func TestCheckpointFileRefusesEmptyBase(t *testing.T) {
-	dir := t.TempDir()
+	dir := tempDir(t)
 	p := filepath.Join(dir, "empty.db")
 	if err := os.WriteFile(p, nil, 0o600); err != nil {
 		t.Fatal(err)

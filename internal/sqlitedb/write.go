@@ -28,6 +28,7 @@ func (db *DB) Begin() (*Tx, error) {
 		return nil, ErrClosed
 	}
 	tx := &Tx{db: db, c: db.writer}
+	tx.c.budget.reset(Limits{}) // no limits until SetLimits
 	if err := tx.internalExec("BEGIN IMMEDIATE"); err != nil {
 		db.mu.RUnlock()
 		return nil, err
@@ -83,6 +84,11 @@ func (tx *Tx) RollbackTo(name string) error {
 // SetClock fixes 'now' and the random seed for the statements that follow.
 func (tx *Tx) SetClock(now time.Time, seed uint64) { tx.db.clock.Set(now, seed) }
 
+// SetLimits starts a new allowance for the client statements that follow
+// (one Raft entry's): they share it, and once a statement exceeds it, SQLite
+// stops that statement and the later ones do not run.
+func (tx *Tx) SetLimits(l Limits) { tx.c.budget.reset(l) }
+
 // SetApplied records the Raft position the transaction's content reflects.
 func (tx *Tx) SetApplied(p Position) error {
 	return tx.internalExec("INSERT OR REPLACE INTO _sqlraft_applied(id, raft_index, raft_term) VALUES(0, ?, ?)",
@@ -106,7 +112,10 @@ func (tx *Tx) RemoveNode(id string) error {
 func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResult {
 	fail := func(err error) *sqlraftv1.RequestResult {
 		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
-			Execute: &sqlraftv1.ExecuteResult{Error: err.Error()}}}
+			Execute: &sqlraftv1.ExecuteResult{Error: errorText(err)}}}
+	}
+	if err := tx.c.budget.exceeded(); err != nil {
+		return fail(fmt.Errorf("not executed: %w", err))
 	}
 	if err := checkStatement(s); err != nil {
 		return fail(err)
@@ -122,16 +131,29 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 	if readOnly && !sst.Readonly() {
 		return fail(errors.New("is not read-only; send writes with Execute or Request"))
 	}
+	tx.c.budget.arm()
+	defer tx.c.budget.disarm()
 	if sst.Readonly() {
 		// The same bound on every replica, so a read too large for it fails
 		// the same way everywhere.
-		res, _, err := runQuery(context.Background(), sst, s, tx.db.opts.MaxResultBytes)
+		limit := tx.db.opts.MaxResultBytes
+		if rb := tx.c.budget.limits.ResultBytes; rb > 0 && rb < 1<<40 {
+			limit = int(rb)
+		}
+		res, _, err := runQuery(context.Background(), sst, s, limit)
+		if berr := tx.c.budget.exceeded(); berr != nil {
+			return fail(berr)
+		}
 		if err != nil {
 			return fail(err)
 		}
 		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Query{Query: res}}
 	}
-	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: tx.execPrepared(sst, s)}}
+	res := tx.execPrepared(sst, s)
+	if berr := tx.c.budget.exceeded(); berr != nil {
+		res = &sqlraftv1.ExecuteResult{Error: berr.Error()}
+	}
+	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: res}}
 }
 
 // execPrepared runs a write. SQLite's changes() and last_insert_rowid()
@@ -148,7 +170,7 @@ func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlr
 	}
 	r, err := st.ExecContext(context.Background(), args)
 	if err != nil {
-		return &sqlraftv1.ExecuteResult{Error: err.Error()}
+		return &sqlraftv1.ExecuteResult{Error: errorText(err)}
 	}
 	after, afterID, err := tx.counters()
 	if err != nil || after == before {

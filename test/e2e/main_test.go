@@ -136,7 +136,7 @@ func buildImages() error {
 	if pre := os.Getenv("SQLRAFT_E2E_BIN"); pre != "" {
 		err = copyFile(pre, bin, 0o755)
 	} else {
-		err = goBuild(ctx, bin, "./cmd/sqlraftd", "1", "-tags", "netgo osusergo sqlite_omit_load_extension",
+		err = goBuild(ctx, bin, "./cmd/sqlraftd", "1", "-tags", "netgo osusergo sqlite_omit_load_extension sqlite_preupdate_hook",
 			"-ldflags", `-s -w -linkmode external -extldflags "-static"`)
 	}
 	if err != nil {

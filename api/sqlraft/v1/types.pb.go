@@ -84,6 +84,9 @@ func (ReadConsistency) EnumDescriptor() ([]byte, []int) {
 }
 
 // Value is one SQLite value: NULL, INTEGER, REAL, TEXT or BLOB.
+//
+// TEXT comes back as text when its bytes are valid UTF-8 and as text_bytes
+// when they are not, so a read never fails because of what is stored.
 type Value struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -93,6 +96,7 @@ type Value struct {
 	//	*Value_Real
 	//	*Value_Text
 	//	*Value_Blob
+	//	*Value_TextBytes
 	Kind          isValue_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -180,6 +184,15 @@ func (x *Value) GetBlob() []byte {
 	return nil
 }
 
+func (x *Value) GetTextBytes() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*Value_TextBytes); ok {
+			return x.TextBytes
+		}
+	}
+	return nil
+}
+
 type isValue_Kind interface {
 	isValue_Kind()
 }
@@ -197,11 +210,22 @@ type Value_Real struct {
 }
 
 type Value_Text struct {
+	// A TEXT value that is valid UTF-8.
 	Text string `protobuf:"bytes,4,opt,name=text,proto3,oneof"`
 }
 
 type Value_Blob struct {
 	Blob []byte `protobuf:"bytes,5,opt,name=blob,proto3,oneof"`
+}
+
+type Value_TextBytes struct {
+	// A TEXT value given or returned as raw bytes. SQLite does not check the
+	// encoding of TEXT, and protobuf strings must be valid UTF-8, so sqlraft
+	// returns TEXT that is not valid UTF-8 here, unchanged. A text_bytes
+	// parameter is bound as TEXT with exactly these bytes (whether or not
+	// they are valid UTF-8), so such values round-trip. It is still TEXT to
+	// SQL: typeof() says 'text' and a result's types entry says "text".
+	TextBytes []byte `protobuf:"bytes,6,opt,name=text_bytes,json=textBytes,proto3,oneof"`
 }
 
 func (*Value_NullValue) isValue_Kind() {}
@@ -213,6 +237,8 @@ func (*Value_Real) isValue_Kind() {}
 func (*Value_Text) isValue_Kind() {}
 
 func (*Value_Blob) isValue_Kind() {}
+
+func (*Value_TextBytes) isValue_Kind() {}
 
 // Statement is one SQL statement with its bound parameters. Use either
 // positional params (for ?, ?NNN) or named_params (for :name, @name, $name;
@@ -410,14 +436,16 @@ var File_sqlraft_v1_types_proto protoreflect.FileDescriptor
 const file_sqlraft_v1_types_proto_rawDesc = "" +
 	"\n" +
 	"\x16sqlraft/v1/types.proto\x12\n" +
-	"sqlraft.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xaa\x01\n" +
+	"sqlraft.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xcb\x01\n" +
 	"\x05Value\x12;\n" +
 	"\n" +
 	"null_value\x18\x01 \x01(\x0e2\x1a.google.protobuf.NullValueH\x00R\tnullValue\x12\x1a\n" +
 	"\ainteger\x18\x02 \x01(\x03H\x00R\ainteger\x12\x14\n" +
 	"\x04real\x18\x03 \x01(\x01H\x00R\x04real\x12\x14\n" +
 	"\x04text\x18\x04 \x01(\tH\x00R\x04text\x12\x14\n" +
-	"\x04blob\x18\x05 \x01(\fH\x00R\x04blobB\x06\n" +
+	"\x04blob\x18\x05 \x01(\fH\x00R\x04blob\x12\x1f\n" +
+	"\n" +
+	"text_bytes\x18\x06 \x01(\fH\x00R\ttextBytesB\x06\n" +
 	"\x04kind\"\xe6\x01\n" +
 	"\tStatement\x12\x10\n" +
 	"\x03sql\x18\x01 \x01(\tR\x03sql\x12)\n" +
@@ -493,6 +521,7 @@ func file_sqlraft_v1_types_proto_init() {
 		(*Value_Real)(nil),
 		(*Value_Text)(nil),
 		(*Value_Blob)(nil),
+		(*Value_TextBytes)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -40,7 +40,12 @@ type Command struct {
 	RandomSeed uint64 `protobuf:"varint,11,opt,name=random_seed,json=randomSeed,proto3" json:"random_seed,omitempty"`
 	// ID of the node that proposed the entry. Only it runs a STRONG read's
 	// statements: reads change nothing, and only it answers the client.
-	Proposer      string `protobuf:"bytes,12,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	Proposer string `protobuf:"bytes,12,opt,name=proposer,proto3" json:"proposer,omitempty"`
+	// Limits the proposer set on the work of this entry's statements. Every
+	// replica applies the entry under them, so a runaway statement fails the
+	// same way everywhere. Entries written before limits existed have none and
+	// are applied under the built-in defaults.
+	Limits        *EntryLimits `protobuf:"bytes,13,opt,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -139,6 +144,13 @@ func (x *Command) GetProposer() string {
 	return ""
 }
 
+func (x *Command) GetLimits() *EntryLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -171,6 +183,80 @@ func (*Command_SetNode) isCommand_Kind() {}
 
 func (*Command_RemoveNode) isCommand_Kind() {}
 
+// EntryLimits bound what one entry's statements may do, together. Zero means
+// no limit.
+type EntryLimits struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SQLite virtual-machine steps.
+	MaxSteps uint64 `protobuf:"varint,1,opt,name=max_steps,json=maxSteps,proto3" json:"max_steps,omitempty"`
+	// Rows inserted or updated.
+	MaxRows uint64 `protobuf:"varint,2,opt,name=max_rows,json=maxRows,proto3" json:"max_rows,omitempty"`
+	// Bytes of row values inserted or updated.
+	MaxBytes uint64 `protobuf:"varint,3,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	// Approximate bytes of the rows one read statement returns.
+	MaxResultBytes uint64 `protobuf:"varint,4,opt,name=max_result_bytes,json=maxResultBytes,proto3" json:"max_result_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EntryLimits) Reset() {
+	*x = EntryLimits{}
+	mi := &file_sqlraft_raftlog_v1_raftlog_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EntryLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EntryLimits) ProtoMessage() {}
+
+func (x *EntryLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_sqlraft_raftlog_v1_raftlog_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EntryLimits.ProtoReflect.Descriptor instead.
+func (*EntryLimits) Descriptor() ([]byte, []int) {
+	return file_sqlraft_raftlog_v1_raftlog_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EntryLimits) GetMaxSteps() uint64 {
+	if x != nil {
+		return x.MaxSteps
+	}
+	return 0
+}
+
+func (x *EntryLimits) GetMaxRows() uint64 {
+	if x != nil {
+		return x.MaxRows
+	}
+	return 0
+}
+
+func (x *EntryLimits) GetMaxBytes() uint64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+func (x *EntryLimits) GetMaxResultBytes() uint64 {
+	if x != nil {
+		return x.MaxResultBytes
+	}
+	return 0
+}
+
 // NodeAddress is a node's client (gRPC) address.
 type NodeAddress struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -182,7 +268,7 @@ type NodeAddress struct {
 
 func (x *NodeAddress) Reset() {
 	*x = NodeAddress{}
-	mi := &file_sqlraft_raftlog_v1_raftlog_proto_msgTypes[1]
+	mi := &file_sqlraft_raftlog_v1_raftlog_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -194,7 +280,7 @@ func (x *NodeAddress) String() string {
 func (*NodeAddress) ProtoMessage() {}
 
 func (x *NodeAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_sqlraft_raftlog_v1_raftlog_proto_msgTypes[1]
+	mi := &file_sqlraft_raftlog_v1_raftlog_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -207,7 +293,7 @@ func (x *NodeAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeAddress.ProtoReflect.Descriptor instead.
 func (*NodeAddress) Descriptor() ([]byte, []int) {
-	return file_sqlraft_raftlog_v1_raftlog_proto_rawDescGZIP(), []int{1}
+	return file_sqlraft_raftlog_v1_raftlog_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *NodeAddress) GetId() string {
@@ -228,7 +314,7 @@ var File_sqlraft_raftlog_v1_raftlog_proto protoreflect.FileDescriptor
 
 const file_sqlraft_raftlog_v1_raftlog_proto_rawDesc = "" +
 	"\n" +
-	" sqlraft/raftlog/v1/raftlog.proto\x12\x12sqlraft.raftlog.v1\x1a\x19sqlraft/v1/database.proto\"\xbf\x02\n" +
+	" sqlraft/raftlog/v1/raftlog.proto\x12\x12sqlraft.raftlog.v1\x1a\x19sqlraft/v1/database.proto\"\xf8\x02\n" +
 	"\aCommand\x126\n" +
 	"\arequest\x18\x01 \x01(\v2\x1a.sqlraft.v1.RequestRequestH\x00R\arequest\x120\n" +
 	"\x05query\x18\x02 \x01(\v2\x18.sqlraft.v1.QueryRequestH\x00R\x05query\x12<\n" +
@@ -239,8 +325,14 @@ const file_sqlraft_raftlog_v1_raftlog_proto_rawDesc = "" +
 	" \x01(\x03R\fnowUnixNanos\x12\x1f\n" +
 	"\vrandom_seed\x18\v \x01(\x04R\n" +
 	"randomSeed\x12\x1a\n" +
-	"\bproposer\x18\f \x01(\tR\bproposerB\x06\n" +
-	"\x04kind\"@\n" +
+	"\bproposer\x18\f \x01(\tR\bproposer\x127\n" +
+	"\x06limits\x18\r \x01(\v2\x1f.sqlraft.raftlog.v1.EntryLimitsR\x06limitsB\x06\n" +
+	"\x04kind\"\x8c\x01\n" +
+	"\vEntryLimits\x12\x1b\n" +
+	"\tmax_steps\x18\x01 \x01(\x04R\bmaxSteps\x12\x19\n" +
+	"\bmax_rows\x18\x02 \x01(\x04R\amaxRows\x12\x1b\n" +
+	"\tmax_bytes\x18\x03 \x01(\x04R\bmaxBytes\x12(\n" +
+	"\x10max_result_bytes\x18\x04 \x01(\x04R\x0emaxResultBytes\"@\n" +
 	"\vNodeAddress\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddressB\xcd\x01\n" +
@@ -258,22 +350,24 @@ func file_sqlraft_raftlog_v1_raftlog_proto_rawDescGZIP() []byte {
 	return file_sqlraft_raftlog_v1_raftlog_proto_rawDescData
 }
 
-var file_sqlraft_raftlog_v1_raftlog_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_sqlraft_raftlog_v1_raftlog_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_sqlraft_raftlog_v1_raftlog_proto_goTypes = []any{
 	(*Command)(nil),           // 0: sqlraft.raftlog.v1.Command
-	(*NodeAddress)(nil),       // 1: sqlraft.raftlog.v1.NodeAddress
-	(*v1.RequestRequest)(nil), // 2: sqlraft.v1.RequestRequest
-	(*v1.QueryRequest)(nil),   // 3: sqlraft.v1.QueryRequest
+	(*EntryLimits)(nil),       // 1: sqlraft.raftlog.v1.EntryLimits
+	(*NodeAddress)(nil),       // 2: sqlraft.raftlog.v1.NodeAddress
+	(*v1.RequestRequest)(nil), // 3: sqlraft.v1.RequestRequest
+	(*v1.QueryRequest)(nil),   // 4: sqlraft.v1.QueryRequest
 }
 var file_sqlraft_raftlog_v1_raftlog_proto_depIdxs = []int32{
-	2, // 0: sqlraft.raftlog.v1.Command.request:type_name -> sqlraft.v1.RequestRequest
-	3, // 1: sqlraft.raftlog.v1.Command.query:type_name -> sqlraft.v1.QueryRequest
-	1, // 2: sqlraft.raftlog.v1.Command.set_node:type_name -> sqlraft.raftlog.v1.NodeAddress
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: sqlraft.raftlog.v1.Command.request:type_name -> sqlraft.v1.RequestRequest
+	4, // 1: sqlraft.raftlog.v1.Command.query:type_name -> sqlraft.v1.QueryRequest
+	2, // 2: sqlraft.raftlog.v1.Command.set_node:type_name -> sqlraft.raftlog.v1.NodeAddress
+	1, // 3: sqlraft.raftlog.v1.Command.limits:type_name -> sqlraft.raftlog.v1.EntryLimits
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_sqlraft_raftlog_v1_raftlog_proto_init() }
@@ -293,7 +387,7 @@ func file_sqlraft_raftlog_v1_raftlog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sqlraft_raftlog_v1_raftlog_proto_rawDesc), len(file_sqlraft_raftlog_v1_raftlog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,135 @@
+package raftnode_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/raftnode"
+	"github.com/sqlraft/sqlraft/server/servertest"
+	"github.com/sqlraft/sqlraft/snapshot"
+)
+
+// installRows × installRowBytes is the database the paused-follower test
+// builds (about 3 MB), and installUpdates the small updates of the same
+// rows it makes while the follower is stopped.
+const (
+	installRows     = 3000
+	installRowBytes = 1000
+	installUpdates  = 2000
+)
+
+func execute(t *testing.T, n *servertest.Node, sql ...string) {
+	t.Helper()
+	if err := tryExecute(n, sql...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tryExecute(n *servertest.Node, sql ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts(sql...)})
+	if err != nil {
+		return err
+	}
+	for _, r := range resp.GetResults() {
+		if r.GetError() != "" {
+			return fmt.Errorf("%s", r.GetError())
+		}
+	}
+	return nil
+}
+
+// TestPausedFollowerInstallSizedLikeTheDatabase is issue #7's black-box
+// finding, measured: three nodes on real gRPC, a ~3 MB database, one
+// follower stopped while thousands of small updates rewrite the same rows
+// (so the WAL holds many frames per page) and the leader snapshots and
+// truncates its log past the follower. When the follower comes back it
+// must be sent a snapshot about the size of the database, not of the WAL
+// history.
+func TestPausedFollowerInstallSizedLikeTheDatabase(t *testing.T) {
+	const lag = 2
+	var received atomic.Int64
+	c := servertest.New(t, 3, servertest.Options{Configure: func(i int, cfg *raftnode.Config) {
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 200, 50, 100*time.Millisecond
+		cfg.Snapshot = snapshot.Options{FS: snapshot.NewStrictFS()}
+		if i == lag {
+			cfg.Snapshot.OnReceive = func(n int) { received.Add(int64(n)) }
+		}
+	}})
+	if c.Leader() == c.Nodes[lag] {
+		if err := c.Nodes[lag].Raft.TransferLeadership(context.Background(), c.Nodes[0].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := c.Leader()
+	execute(t, leader, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
+	for i := 0; i < installRows; i += 100 {
+		execute(t, leader, fmt.Sprintf(`INSERT INTO t(id, n, v) SELECT %d + i, 0, randomblob(%d)
+			FROM (WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM s WHERE i < 99) SELECT i FROM s)`,
+			i, installRowBytes))
+	}
+	c.WaitConverged(30 * time.Second)
+	lagIndex := c.Nodes[lag].Raft.Status().AppliedIndex
+	c.Stop(lag)
+	updateSameRows(t, leader, installUpdates)
+	c.Eventually(30*time.Second, func() error {
+		if first := leader.Raft.Status().FirstLogIndex; first <= lagIndex+1 {
+			execute(t, leader, "UPDATE t SET n = n + 1 WHERE id = 1")
+			return fmt.Errorf("leader's log still starts at %d, follower is at %d", first, lagIndex)
+		}
+		return nil
+	})
+	c.Restart(lag)
+	c.Eventually(60*time.Second, func() error {
+		if c.Nodes[lag].Raft.FSM().Restores() == 0 {
+			return fmt.Errorf("follower has not installed a snapshot yet")
+		}
+		return nil
+	})
+	fi, err := os.Stat(filepath.Join(c.Nodes[lag].Dir, "db.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, dbSize := received.Load(), fi.Size()
+	var chain []string
+	for _, in := range leader.Raft.Snapshots().Stats().Snapshots {
+		chain = append(chain, fmt.Sprintf("%s %d", in.Kind, in.Size))
+	}
+	c.WaitConverged(60 * time.Second)
+	t.Logf("install after %d updates of the same rows: received %d bytes for a %d-byte database (%.2fx); "+
+		"leader's snapshots after the install, newest first: %v", installUpdates, got, dbSize, float64(got)/float64(dbSize), chain)
+	if limit := dbSize + dbSize/10 + 64<<10; got > limit {
+		t.Fatalf("install of %d bytes for a %d-byte database (limit %d)", got, dbSize, limit)
+	}
+}
+
+// updateSameRows makes n single-row updates (each its own request, so
+// mostly its own SQLite transaction) cycling over the first 64 rows, from
+// four concurrent clients.
+func updateSameRows(t *testing.T, leader *servertest.Node, n int) {
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				err := tryExecute(leader, fmt.Sprintf("UPDATE t SET n = n + 1, v = randomblob(%d) WHERE id = %d",
+					installRowBytes, i%64))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
