@@ -246,9 +246,18 @@ func (c *Cluster) Eventually(timeout time.Duration, check func() error) {
 }
 
 // WaitConverged waits until every running node reports the same checksum
-// at the same applied index, and returns that checksum.
+// at the same applied index, at or past the highest index any running node
+// had applied when it was called, and returns that checksum. (A node's
+// checksum may be cached at an older index: two nodes agreeing on an old
+// sum is not convergence.)
 func (c *Cluster) WaitConverged(timeout time.Duration) string {
 	c.T.Helper()
+	var target uint64
+	for _, n := range c.Nodes {
+		if n.Running() {
+			target = max(target, n.Raft.Status().AppliedIndex)
+		}
+	}
 	var sum string
 	c.Eventually(timeout, func() error {
 		var first *sqlraftv1.ChecksumResponse
@@ -261,6 +270,9 @@ func (c *Cluster) WaitConverged(timeout time.Duration) string {
 			cancel()
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.ID, err)
+			}
+			if cs.GetAppliedIndex() < target {
+				return fmt.Errorf("%s: checksum at %d, want at least %d", n.ID, cs.GetAppliedIndex(), target)
 			}
 			if first == nil {
 				first = cs

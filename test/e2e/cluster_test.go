@@ -265,10 +265,18 @@ func (c *cluster) leader(hosts []string, timeout time.Duration) string {
 }
 
 // converge waits until every host reports the same checksum at the same
-// applied index, and returns that checksum.
+// applied index, at or past the highest index a host had applied when it
+// was called (checksums are cached: an old sum shared by two hosts is not
+// convergence), and returns that checksum.
 func (c *cluster) converge(hosts []string, timeout time.Duration) string {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
+	var target uint64
+	for _, h := range hosts {
+		if st, err := c.status(h); err == nil {
+			target = max(target, st.GetAppliedIndex())
+		}
+	}
 	var last []string
 	for time.Now().Before(deadline) {
 		last = last[:0]
@@ -278,6 +286,10 @@ func (c *cluster) converge(hosts []string, timeout time.Duration) string {
 			cancel()
 			if err != nil {
 				last = append(last, h+": "+err.Error())
+				continue
+			}
+			if sum.GetAppliedIndex() < target {
+				last = append(last, fmt.Sprintf("%s: at %d, want at least %d", h, sum.GetAppliedIndex(), target))
 				continue
 			}
 			last = append(last, fmt.Sprintf("%s@%d", sum.GetSha256(), sum.GetAppliedIndex()))

@@ -167,10 +167,18 @@ func waitCaughtUp(t *testing.T, c *winCluster, f, l int, timeout time.Duration) 
 }
 
 // waitConverged waits until every node reports the same checksum at the
-// same index.
+// same index, at or past the highest index a node had applied when it was
+// called (checksums are cached: an old sum shared by two nodes is not
+// convergence).
 func waitConverged(t *testing.T, c *winCluster, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
+	var target uint64
+	for i := range c.nodes {
+		if st, err := c.status(i); err == nil {
+			target = max(target, st.GetAppliedIndex())
+		}
+	}
 	for {
 		var sums []string
 		for _, n := range c.nodes {
@@ -179,6 +187,10 @@ func waitConverged(t *testing.T, c *winCluster, timeout time.Duration) {
 			cancel()
 			if err != nil {
 				sums = append(sums, err.Error())
+				continue
+			}
+			if cs.GetAppliedIndex() < target {
+				sums = append(sums, fmt.Sprintf("error: at %d, want at least %d", cs.GetAppliedIndex(), target))
 				continue
 			}
 			sums = append(sums, fmt.Sprintf("%d:%s", cs.GetAppliedIndex(), cs.GetSha256()))
