@@ -101,13 +101,8 @@ func readHeader(r io.Reader) (streamHeader, error) {
 	return h, nil
 }
 
-// copyVerified copies exactly e.Size bytes from r to w and checks their
-// sha256 against e. Hashing a chunk runs in parallel with writing it.
-func copyVerified(w io.Writer, r io.Reader, e fileEntry, buf []byte) error {
-	return copyExact(w, r, e, buf, true)
-}
-
-// copyExact copies exactly e.Size bytes, checking the sha256 if verify.
+// copyExact copies exactly e.Size bytes from r to w, checking their sha256
+// against e if verify. Hashing a chunk runs in parallel with writing it.
 func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) error {
 	h := sha256.New()
 	if !verify {

@@ -60,9 +60,6 @@ func NewLeaseManager(idle time.Duration, log hclog.Logger) *LeaseManager {
 		leases: map[*Lease]struct{}{}, excl: map[*exclusive]struct{}{}}
 }
 
-// IdleTimeout is the idle revocation timeout of the manager's leases.
-func (m *LeaseManager) IdleTimeout() time.Duration { return m.idle }
-
 // Held is the number of leases currently held.
 func (m *LeaseManager) Held() int {
 	m.mu.Lock()

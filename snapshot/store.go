@@ -161,9 +161,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Leases is the store's lease manager (for backup streams and stats).
-func (s *Store) Leases() *LeaseManager { return s.leases }
-
 // Dir is the store's directory.
 func (s *Store) Dir() string { return s.dir }
 

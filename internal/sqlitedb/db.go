@@ -400,24 +400,6 @@ func (db *DB) swap(src string) error {
 	return nil
 }
 
-// Backup writes a consistent, compact copy of the database to dst with
-// VACUUM INTO, on a connection of its own (read connections are query-only,
-// which VACUUM INTO refuses). dst must not exist.
-func (db *DB) Backup(ctx context.Context, dst string) error {
-	db.mu.RLock()
-	defer db.mu.RUnlock()
-	if db.closed {
-		return ErrClosed
-	}
-	c, err := (&sqlite3.SQLiteDriver{}).Open(db.dsn())
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_, err = c.(*sqlite3.SQLiteConn).ExecContext(ctx, "VACUUM INTO ?", []driver.NamedValue{{Ordinal: 1, Value: dst}})
-	return err
-}
-
 // Size is the size in bytes of the database file (excluding the WAL).
 func (db *DB) Size() int64 {
 	fi, err := os.Stat(db.path)

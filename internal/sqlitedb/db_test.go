@@ -2,6 +2,7 @@ package sqlitedb
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 )
@@ -164,7 +167,7 @@ func TestReplaceSwapsFile(t *testing.T) {
 	a, b := openTest(t), openTest(t)
 	write(t, b, 5, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(1)"))
 	copyPath := filepath.Join(tempDir(t), "copy.db")
-	if err := b.Backup(context.Background(), copyPath); err != nil {
+	if err := vacuumInto(b, copyPath); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Replace(copyPath); err != nil {
@@ -251,7 +254,7 @@ func TestReplaceDoesNotWaitForAStalledStream(t *testing.T) {
 	other := openTest(t)
 	write(t, other, 9, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(42)"))
 	copyPath := filepath.Join(dir, "copy.db")
-	if err := other.Backup(context.Background(), copyPath); err != nil {
+	if err := vacuumInto(other, copyPath); err != nil {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
@@ -308,4 +311,18 @@ func tempDir(t testing.TB) string {
 		}
 	})
 	return dir
+}
+
+// vacuumInto writes a consistent copy of db to dst (which must not exist)
+// with VACUUM INTO, on a connection of its own (read connections are
+// query-only, which VACUUM INTO refuses).
+func vacuumInto(db *DB, dst string) error {
+	c, err := (&sqlite3.SQLiteDriver{}).Open(db.dsn())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.(*sqlite3.SQLiteConn).ExecContext(context.Background(), "VACUUM INTO ?",
+		[]driver.NamedValue{{Ordinal: 1, Value: dst}})
+	return err
 }
