@@ -129,7 +129,7 @@ func (n *Node) open() error {
 func (n *Node) openSnapshots() (SnapshotStore, error) {
 	opts := n.cfg.Snapshot
 	if opts.Logger == nil {
-		opts.Logger = newHCLogger(n.logger.With("component", "snapshots"))
+		opts.Logger = n.logger.With("component", "snapshots")
 	}
 	return snapshot.New(filepath.Join(n.cfg.DataDir, "snapshots"), opts)
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
@@ -29,10 +29,10 @@ func tempDir(t testing.TB) string {
 	return dir
 }
 
-func nullLogger() hclog.Logger { return hclog.NewNullLogger() }
+func nullLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func testLogger(t testing.TB) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "snapshot", Level: hclog.Info, Output: testWriter{t}})
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("component", "snapshot")
 }
 
 type testWriter struct{ t testing.TB }

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // DefaultLeaseIdleTimeout is how long a lease may go without a byte read
@@ -32,7 +31,7 @@ var ErrLeaseReleased = errors.New("snapshot lease released")
 // covers itself and, if it is a directory, everything under it.
 type LeaseManager struct {
 	idle time.Duration
-	log  hclog.Logger
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every release
@@ -49,12 +48,12 @@ type exclusive struct {
 
 // NewLeaseManager returns a manager whose leases are revoked after idle
 // without a read (DefaultLeaseIdleTimeout if idle <= 0). log may be nil.
-func NewLeaseManager(idle time.Duration, log hclog.Logger) *LeaseManager {
+func NewLeaseManager(idle time.Duration, log *slog.Logger) *LeaseManager {
 	if idle <= 0 {
 		idle = DefaultLeaseIdleTimeout
 	}
 	if log == nil {
-		log = hclog.NewNullLogger()
+		log = slog.New(slog.DiscardHandler)
 	}
 	return &LeaseManager{idle: idle, log: log, changed: make(chan struct{}),
 		leases: map[*Lease]struct{}{}, excl: map[*exclusive]struct{}{}}

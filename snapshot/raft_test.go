@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -62,8 +63,7 @@ func startNodes(t *testing.T, n int, opts func(i int) Options) []*raftNode {
 		}
 		o := opts(i)
 		o.FS = NewStrictFS()
-		o.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("snapshot-n%d", i+1), Level: hclog.Info,
-			Output: testWriter{t}})
+		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("node", i+1)
 		store, err := New(filepath.Join(dir, "snapshots"), o)
 		if err != nil {
 			t.Fatal(err)

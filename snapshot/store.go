@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
@@ -39,8 +39,8 @@ type Options struct {
 	// FS performs every file operation (default OSFS).
 	FS FS
 	// Logger receives lease waits, revocations and snapshot errors
-	// (default: hclog's default logger, named "snapshot").
-	Logger hclog.Logger
+	// (default: slog's default logger, with component=snapshot).
+	Logger *slog.Logger
 	// LeaseIdleTimeout revokes a reader's lease after this long without a
 	// byte read (default 30 s).
 	LeaseIdleTimeout time.Duration
@@ -81,7 +81,7 @@ type Store struct {
 	dir    string
 	fs     FS
 	opts   Options
-	log    hclog.Logger
+	log    *slog.Logger
 	leases *LeaseManager
 
 	mu       sync.Mutex
@@ -129,7 +129,7 @@ func New(dir string, opts Options) (*Store, error) {
 		opts.FS = OSFS{}
 	}
 	if opts.Logger == nil {
-		opts.Logger = hclog.Default().Named("snapshot")
+		opts.Logger = slog.Default().With("component", "snapshot")
 	}
 	if opts.CheckpointBusyTimeout <= 0 {
 		opts.CheckpointBusyTimeout = 2 * time.Second
