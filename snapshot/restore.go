@@ -106,7 +106,7 @@ func (s *Store) Install(db *sqlitedb.DB, rc io.ReadCloser) error {
 	s.liveMu.Lock()
 	s.liveGen++
 	s.liveMu.Unlock()
-	if err := db.Replace(path); err != nil {
+	if err := db.Replace(path, s.fs); err != nil {
 		err = errors.Join(fmt.Errorf("replace database: %w", err), removeSQLiteFiles(s.fs, path))
 		s.setErr(err)
 		return err

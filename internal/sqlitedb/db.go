@@ -364,17 +364,37 @@ func (db *DB) stopStreams() {
 	db.streamMu.Unlock()
 }
 
+// FileOps are the file operations a database swap performs. The snapshot
+// store passes its own file system (snapshot.FS satisfies this), so the
+// swap is seen by whatever checks that file system makes (the strict one
+// the snapshot tests use refuses, as Windows does, to rename a file that a
+// handle it opened still holds).
+type FileOps interface {
+	Rename(oldpath, newpath string) error
+	Remove(name string) error
+}
+
+// osFileOps performs FileOps with the os package.
+type osFileOps struct{}
+
+func (osFileOps) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+func (osFileOps) Remove(name string) error             { return os.Remove(name) }
+
 // Replace swaps the database file for the one at src (which is moved, not
-// copied). Every connection to the old file is closed before the rename, as
-// Windows requires, and the connections are reopened on the new file.
-func (db *DB) Replace(src string) error {
+// copied), through fsys (the os package when nil). Every connection to the
+// old file is closed before the rename, as Windows requires, and the
+// connections are reopened on the new file.
+func (db *DB) Replace(src string, fsys FileOps) error {
+	if fsys == nil {
+		fsys = osFileOps{}
+	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.closed {
 		return ErrClosed
 	}
 	db.stopStreams()
-	err := db.swap(src)
+	err := db.swap(src, fsys)
 	if db.writer == nil { // the connections were closed: reopen on whichever file is there
 		if oerr := db.openConns(); oerr != nil {
 			db.closed = true // fail every later call rather than hang or crash
@@ -385,16 +405,16 @@ func (db *DB) Replace(src string) error {
 }
 
 // swap closes every connection and renames src over the database file.
-func (db *DB) swap(src string) error {
+func (db *DB) swap(src string, fsys FileOps) error {
 	if err := db.closeConns(); err != nil {
 		return fmt.Errorf("close before replace: %w", err)
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Remove(db.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := fsys.Remove(db.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	if err := os.Rename(src, db.path); err != nil {
+	if err := fsys.Rename(src, db.path); err != nil {
 		return fmt.Errorf("replace database: %w", err)
 	}
 	return nil

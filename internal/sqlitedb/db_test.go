@@ -170,7 +170,7 @@ func TestReplaceSwapsFile(t *testing.T) {
 	if err := vacuumInto(b, copyPath); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Replace(copyPath); err != nil {
+	if err := a.Replace(copyPath, nil); err != nil {
 		t.Fatal(err)
 	}
 	pa, sa, _ := a.Checksum(context.Background())
@@ -223,7 +223,7 @@ func TestLookupPragmasAndStaleRefusals(t *testing.T) {
 func TestFailedReplaceKeepsTheDatabase(t *testing.T) {
 	db := openTest(t)
 	write(t, db, 1, time.Now(), 1, stmt("CREATE TABLE t(x)"), stmt("INSERT INTO t VALUES(1)"))
-	if err := db.Replace(filepath.Join(tempDir(t), "missing.db")); err == nil {
+	if err := db.Replace(filepath.Join(tempDir(t), "missing.db"), nil); err == nil {
 		t.Fatal("Replace of a missing file succeeded")
 	}
 	out, pos, err := db.Query(context.Background(), []*sqlraftv1.Statement{stmt("SELECT count(*) FROM t")})
@@ -274,7 +274,7 @@ func TestReplaceDoesNotWaitForAStalledStream(t *testing.T) {
 	}()
 	<-sending
 	done := make(chan error, 1)
-	go func() { done <- db.Replace(copyPath) }()
+	go func() { done <- db.Replace(copyPath, nil) }()
 	select {
 	case err := <-done:
 		if err != nil {
