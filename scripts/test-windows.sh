@@ -59,11 +59,12 @@ for pkg in "${pkgs[@]}"; do
 	(cd "$root" && CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc \
 		go test -c -o "$bin" "$pkg")
 	# Tests create their directories under the wine prefix's temp dir and
-	# clean up without os.RemoveAll (which fails under wine).
+	# clean up without os.RemoveAll (which fails under wine). They run in
+	# their package's directory, as go test runs them, to find testdata/.
 	echo "test-windows: running $pkg under $winebin" >&2
 	log="$work/$name.log"
 	set +e
-	(cd "$work" && "$winebin" "$bin" -test.v -test.timeout 10m "$@" 2>&1) | tee "$log" |
+	(cd "$root/$pkg" && "$winebin" "$bin" -test.v -test.timeout 10m "$@" 2>&1) | tee "$log" |
 		grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)' | grep -v '^=== RUN'
 	rc=${PIPESTATUS[0]}
 	set -e
