@@ -161,3 +161,22 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	}
 	return n.applyError(f.Error())
 }
+
+// HasState reports whether the node's log holds any entry: it has been part
+// of a cluster (a node with state never bootstraps).
+func (n *Node) HasState() bool { return n.raft.LastIndex() > 0 }
+
+// BootstrapVoters forms a new cluster whose voters are voters (by ID and
+// Raft address). A node that already has state keeps it: that is not an
+// error, as when several nodes race to bootstrap the same cluster.
+func (n *Node) BootstrapVoters(voters []Member) error {
+	servers := make([]raft.Server, len(voters))
+	for i, m := range voters {
+		servers[i] = raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(m.ID), Address: raft.ServerAddress(m.RaftAddress)}
+	}
+	err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
+}

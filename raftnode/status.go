@@ -78,6 +78,16 @@ func (n *Node) Snapshot() (snapshot.Info, error) {
 // Snapshots is the node's snapshot store.
 func (n *Node) Snapshots() SnapshotStore { return n.snapshots }
 
+// SnapshotStats describes the node's snapshot store for Status.
+func (n *Node) SnapshotStats() snapshot.Stats { return n.snapshots.Stats() }
+
+// Applied is the index of the last entry the database holds.
+func (n *Node) Applied() uint64 { return n.fsm.Applied() }
+
+// NodeAddress is the gRPC address node id published to the cluster (the
+// replicated node table), or "" if it has published none.
+func (n *Node) NodeAddress(id string) string { return n.fsm.NodeAddress(id) }
+
 // StorageStatsMaxAge is how old the database size and first log index in
 // Status may be.
 const StorageStatsMaxAge = time.Second

@@ -34,7 +34,7 @@ func (c *cluster) Join(ctx context.Context, req *sqlraftv1.JoinRequest) (*sqlraf
 	if err := c.s.node.Join(ctx, req.GetId(), req.GetRaftAddress(), req.GetGrpcAddress(), !req.GetNonVoter()); err != nil {
 		return nil, c.s.toStatus(err)
 	}
-	return &sqlraftv1.JoinResponse{Header: c.s.header(c.s.node.FSM().Applied())}, nil
+	return &sqlraftv1.JoinResponse{Header: c.s.header(c.s.node.Applied())}, nil
 }
 
 // Remove implements ClusterService.Remove.
@@ -50,7 +50,7 @@ func (c *cluster) Remove(ctx context.Context, req *sqlraftv1.RemoveRequest) (*sq
 	if err := c.s.node.Remove(ctx, req.GetId()); err != nil {
 		return nil, c.s.toStatus(err)
 	}
-	return &sqlraftv1.RemoveResponse{Header: c.s.header(c.s.node.FSM().Applied())}, nil
+	return &sqlraftv1.RemoveResponse{Header: c.s.header(c.s.node.Applied())}, nil
 }
 
 // TransferLeadership implements ClusterService.TransferLeadership.
@@ -63,7 +63,7 @@ func (c *cluster) TransferLeadership(ctx context.Context, req *sqlraftv1.Transfe
 	if err := c.s.node.TransferLeadership(ctx, req.GetId()); err != nil {
 		return nil, c.s.toStatus(err)
 	}
-	return &sqlraftv1.TransferLeadershipResponse{Header: c.s.header(c.s.node.FSM().Applied())}, nil
+	return &sqlraftv1.TransferLeadershipResponse{Header: c.s.header(c.s.node.Applied())}, nil
 }
 
 // Nodes implements ClusterService.Nodes. Each member is asked for its
@@ -85,7 +85,7 @@ func (c *cluster) Nodes(ctx context.Context, _ *sqlraftv1.NodesRequest) (*sqlraf
 		}(out[i])
 	}
 	wg.Wait()
-	return &sqlraftv1.NodesResponse{Header: c.s.header(c.s.node.FSM().Applied()), Nodes: out}, nil
+	return &sqlraftv1.NodesResponse{Header: c.s.header(c.s.node.Applied()), Nodes: out}, nil
 }
 
 // probe fills a member's reachability from its own Status.
@@ -123,7 +123,7 @@ func (c *cluster) Status(ctx context.Context, _ *sqlraftv1.StatusRequest) (*sqlr
 		CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, LastLogIndex: st.LastLogIndex,
 		FirstLogIndex: st.FirstLogIndex, RaftAddress: st.RaftAddress, GrpcAddress: st.GRPCAddress,
 		LastContact: durationpb.New(st.LastContact), DbSizeBytes: st.DBSize,
-		Snapshot: c.s.node.Snapshots().Stats().Proto(), Version: version.Version,
+		Snapshot: snapshotStatusProto(c.s.node.SnapshotStats()), Version: version.Version,
 		LinearizableReads: st.LinearizableReads, ReadIndexRounds: st.ReadIndexRounds,
 		AppliedEntries: st.AppliedEntries, ApplyTransactions: st.ApplyTransactions,
 	}, nil
@@ -150,6 +150,6 @@ func (c *cluster) Snapshot(_ context.Context, _ *sqlraftv1.SnapshotRequest) (*sq
 	if err != nil {
 		return nil, c.s.toStatus(err)
 	}
-	return &sqlraftv1.SnapshotResponse{Header: c.s.header(c.s.node.FSM().Applied()), Id: meta.ID,
-		Kind: meta.Kind.ProtoKind(), SizeBytes: meta.Size, Index: meta.Index}, nil
+	return &sqlraftv1.SnapshotResponse{Header: c.s.header(c.s.node.Applied()), Id: meta.ID,
+		Kind: snapshotKindProto(meta.Kind), SizeBytes: meta.Size, Index: meta.Index}, nil
 }

@@ -25,7 +25,7 @@ func (s *Server) publishAddress() {
 		case <-t.C:
 		}
 		self, ok := s.node.Self()
-		if !ok || self.GRPCAddress == "" || s.node.FSM().NodeAddress(self.ID) == self.GRPCAddress || s.node.IsLeader() {
+		if !ok || self.GRPCAddress == "" || s.node.NodeAddress(self.ID) == self.GRPCAddress || s.node.IsLeader() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -3,8 +3,6 @@ package snapshot
 import (
 	"fmt"
 	"time"
-
-	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 )
 
 // Info describes one snapshot on disk.
@@ -84,23 +82,4 @@ func (s *Store) Info(id string) (Info, error) {
 		return Info{}, fmt.Errorf("snapshot %s: not found", id)
 	}
 	return infoOf(m), nil
-}
-
-// ProtoKind converts k to the API enum.
-func (k Kind) ProtoKind() sqlraftv1.SnapshotKind { return sqlraftv1.SnapshotKind(k) }
-
-// Proto converts in to the API message.
-func (in Info) Proto() *sqlraftv1.SnapshotInfo {
-	return &sqlraftv1.SnapshotInfo{Id: in.ID, Kind: in.Kind.ProtoKind(), Index: in.Index, Term: in.Term,
-		SizeBytes: in.Size}
-}
-
-// Proto converts st to the API message for ClusterService.Status.
-func (st Stats) Proto() *sqlraftv1.SnapshotStatus {
-	out := &sqlraftv1.SnapshotStatus{LeasesHeld: uint32(st.LeasesHeld), LeaseWaits: st.LeaseWaits,
-		LastError: st.LastError, LastSnapshotIndex: st.LastSnapshotIndex}
-	for _, in := range st.Snapshots {
-		out.Snapshots = append(out.Snapshots, in.Proto())
-	}
-	return out
 }

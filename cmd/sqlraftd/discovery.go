@@ -7,7 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/hashicorp/raft"
 
 	"github.com/sqlraft/sqlraft/internal/discovery"
 	"github.com/sqlraft/sqlraft/raftnode"
@@ -34,7 +33,7 @@ func discoverCluster(ctx context.Context, cfg config, node *raftnode.Node, nonVo
 	plan, err := discovery.Run(ctx, discovery.Config{
 		Self:     self,
 		Expect:   expect,
-		HasState: node.Raft().LastIndex() > 0,
+		HasState: node.HasState(),
 		Source:   src,
 		Prober:   discovery.GRPCProber{},
 		Logf:     func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) },
@@ -45,13 +44,12 @@ func discoverCluster(ctx context.Context, cfg config, node *raftnode.Node, nonVo
 	log.Info("discovery decided", "action", plan.Action.String(), "voters", len(plan.Voters), "join", plan.JoinAddrs)
 	switch plan.Action {
 	case discovery.ActionBootstrap:
-		servers := make([]raft.Server, len(plan.Voters))
+		voters := make([]raftnode.Member, len(plan.Voters))
 		for i, p := range plan.Voters {
-			servers[i] = raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)}
+			voters[i] = raftnode.Member{ID: p.ID, RaftAddress: p.RaftAddr}
 		}
-		err := node.Raft().BootstrapCluster(raft.Configuration{Servers: servers}).Error()
-		if err != nil && err != raft.ErrCantBootstrap {
-			return fmt.Errorf("bootstrap: %w", err)
+		if err := node.BootstrapVoters(voters); err != nil {
+			return err
 		}
 		// The other voters' client addresses reach the FSM when they join.
 		return discovery.GRPCProber{}.Join(ctx, []string{cfg.grpcAdvertise}, self, false, time.Second)
