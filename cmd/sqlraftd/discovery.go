@@ -7,7 +7,6 @@ import (
 	"net"
 	"time"
 
-
 	"github.com/sqlraft/sqlraft/internal/discovery"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
