@@ -1,0 +1,152 @@
+package raftlog
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+// tempDir is t.TempDir without os.RemoveAll, which fails under wine (where
+// scripts/test-windows.sh runs these tests): cleanup removes what it can,
+// deepest first, and ignores errors.
+func tempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "raftlogtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var paths []string
+		filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err == nil {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		for i := len(paths) - 1; i >= 0; i-- {
+			os.Remove(paths[i])
+		}
+	})
+	return dir
+}
+
+// logBuffer collects what a store logs; raft-wal logs from its own
+// goroutine, which may outlive the test, so it never calls t.Log itself.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// testLogger returns a logger into a buffer that is shown if t fails.
+func testLogger(t testing.TB) (hclog.Logger, *logBuffer) {
+	buf := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("store log:\n%s", buf)
+		}
+	})
+	return hclog.New(&hclog.LoggerOptions{Output: buf, Level: hclog.Debug}), buf
+}
+
+// openStore opens a store in dir with a test logger and the given faults
+// (nil for none), closing it when the test ends.
+func openStore(t testing.TB, dir string, segmentSize int, f *faults) (*Store, *logBuffer) {
+	t.Helper()
+	logger, buf := testLogger(t)
+	opts := Options{Logger: logger, SegmentSize: segmentSize}
+	if f != nil {
+		opts.wrapVFS = f.wrapVFS
+		opts.wrapMeta = f.wrapMeta
+	}
+	s, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, buf
+}
+
+// entries returns log entries from to to (inclusive) in term, each with a
+// payload of size bytes naming its index.
+func entries(from, to, term uint64, size int) []*raft.Log {
+	var logs []*raft.Log
+	for i := from; i <= to; i++ {
+		data := bytes.Repeat([]byte{byte(i)}, size)
+		logs = append(logs, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: data})
+	}
+	return logs
+}
+
+// checkLog fails t unless the store holds exactly the entries first to last
+// in term, as entries made them.
+func checkLog(t testing.TB, s *Store, first, last, term uint64, size int) {
+	t.Helper()
+	f, err1 := s.FirstIndex()
+	l, err2 := s.LastIndex()
+	if err := errors.Join(err1, err2); err != nil || f != first || l != last {
+		t.Fatalf("log holds %d-%d (%v), want %d-%d", f, l, err, first, last)
+	}
+	if first == 0 {
+		return
+	}
+	for i := first; i <= last; i++ {
+		var got raft.Log
+		if err := s.GetLog(i, &got); err != nil {
+			t.Fatalf("GetLog(%d): %v", i, err)
+		}
+		want := entries(i, i, term, size)[0]
+		if got.Index != i || got.Term != term || !bytes.Equal(got.Data, want.Data) {
+			t.Fatalf("GetLog(%d) = index %d term %d, %d bytes; want term %d", i, got.Index, got.Term, len(got.Data), term)
+		}
+	}
+	var l2 raft.Log
+	if err := s.GetLog(last+1, &l2); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("GetLog(%d) past the end: %v, want ErrLogNotFound", last+1, err)
+	}
+}
+
+// segmentFiles lists the segment files in dir.
+func segmentFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range names {
+		names[i] = filepath.Base(n)
+	}
+	return names
+}
+
+// noErrorsLogged fails t if the store logged at error level.
+func noErrorsLogged(t testing.TB, buf *logBuffer) {
+	t.Helper()
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(line, "[ERROR]") {
+			t.Errorf("store logged an error: %s", line)
+		}
+	}
+}
+
+var _ types.VFS = faultVFS{}
