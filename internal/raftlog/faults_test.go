@@ -22,6 +22,9 @@ const (
 	// entries are on disk but reported as not written, as when Windows
 	// refused the directory sync after a new segment's first file sync.
 	faultSyncAfter
+	// faultNewFileSync is faultSyncAfter on the first Sync of a segment file
+	// this run created: Windows refusing a new segment's directory sync.
+	faultNewFileSync
 	// faultCreate fails the creation of a segment file.
 	faultCreate
 	// faultOpenWriter fails the opening of a segment file for writing.
@@ -85,7 +88,7 @@ func (v faultVFS) Create(dir, name string, size uint64) (types.WritableFile, err
 	if err != nil {
 		return nil, err
 	}
-	return faultFile{WritableFile: wf, f: v.f}, nil
+	return &faultFile{WritableFile: wf, f: v.f, created: true}, nil
 }
 
 func (v faultVFS) OpenWriter(dir, name string) (types.WritableFile, error) {
@@ -96,15 +99,18 @@ func (v faultVFS) OpenWriter(dir, name string) (types.WritableFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return faultFile{WritableFile: wf, f: v.f}, nil
+	return &faultFile{WritableFile: wf, f: v.f}, nil
 }
 
+// faultFile is a segment file open for writing; raft-wal writes and syncs
+// it from one goroutine at a time.
 type faultFile struct {
 	types.WritableFile
-	f *faults
+	f               *faults
+	created, synced bool
 }
 
-func (ff faultFile) WriteAt(p []byte, off int64) (int, error) {
+func (ff *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	if ff.f.take(faultTornWrite) {
 		n, err := ff.WritableFile.WriteAt(p[:len(p)/2], off)
 		return n, errors.Join(errInjected, err)
@@ -112,14 +118,16 @@ func (ff faultFile) WriteAt(p []byte, off int64) (int, error) {
 	return ff.WritableFile.WriteAt(p, off)
 }
 
-func (ff faultFile) Sync() error {
+func (ff *faultFile) Sync() error {
 	if ff.f.take(faultSyncBefore) {
 		return errInjected
 	}
 	if err := ff.WritableFile.Sync(); err != nil {
 		return err
 	}
-	if ff.f.take(faultSyncAfter) {
+	first := ff.created && !ff.synced
+	ff.synced = true
+	if ff.f.take(faultSyncAfter) || first && ff.f.take(faultNewFileSync) {
 		return errInjected
 	}
 	return nil

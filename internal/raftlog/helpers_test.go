@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/types"
 )
 
@@ -150,3 +151,5 @@ func noErrorsLogged(t testing.TB, buf *logBuffer) {
 }
 
 var _ types.VFS = faultVFS{}
+
+func newBoltMeta() *metadb.BoltMetaDB { return &metadb.BoltMetaDB{} }

@@ -87,22 +87,35 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 }
 
 // DeleteRange implements raft.LogStore: it deletes the entries min to max
-// (inclusive), a prefix or a suffix of the log. When raft-wal fails part
-// way, the WAL is reopened: if the deletion reached the disk (raft-wal
-// commits it to its metadata before creating the next segment file) the
-// range is gone and DeleteRange succeeds, logging the error; otherwise it
-// returns the error with the entries still there.
+// (inclusive), a prefix or a suffix of the log. It excludes every other use
+// of the store while it runs, and first lets a pending segment rotation
+// finish: raft-wal v0.4.0 rotates in the background and, when a deletion
+// replaces the tail segment first, the rotation seals the new tail instead
+// and corrupts the log's metadata. When raft-wal fails part way, the WAL is
+// reopened: if the deletion reached the disk (raft-wal commits it to its
+// metadata before creating the next segment file) the range is gone and
+// DeleteRange succeeds, logging the error; otherwise it returns the error
+// with the entries still there.
 func (s *Store) DeleteRange(min, max uint64) error {
-	w, err := s.withWAL(func(w *raftwal.WAL) error { return w.DeleteRange(min, max) })
-	if err == nil || w == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.healLocked(); err != nil {
 		return err
 	}
+	if err := s.settleRotationLocked(); err != nil {
+		return err
+	}
+	w := s.wal
+	err := w.DeleteRange(min, max)
+	if err == nil {
+		return nil
+	}
 	err = fmt.Errorf("delete log entries %d-%d: %w", min, max, err)
-	if rerr := s.recover(w, keepAll); rerr != nil {
+	if rerr := s.recoverLocked(w, keepAll); rerr != nil {
 		return fmt.Errorf("%w; then: %w", err, rerr)
 	}
-	first, ferr := s.FirstIndex()
-	last, lerr := s.LastIndex()
+	first, ferr := s.wal.FirstIndex()
+	last, lerr := s.wal.LastIndex()
 	if ferr != nil || lerr != nil {
 		return fmt.Errorf("%w; then: %w", err, errors.Join(ferr, lerr))
 	}
@@ -111,6 +124,21 @@ func (s *Store) DeleteRange(min, max uint64) error {
 		return nil
 	}
 	return err
+}
+
+// settleRotationLocked makes sure no segment rotation is pending: when the
+// tail is sealed, the WAL is closed (a rotation either completed before or
+// never starts) and reopened, which completes the rotation (openWAL). mu is
+// held exclusively, so no append can seal the tail meanwhile.
+func (s *Store) settleRotationLocked() error {
+	if !s.filer.tailSealed() {
+		return nil
+	}
+	s.closeWALLocked()
+	if err := s.healLocked(); err != nil {
+		return fmt.Errorf("settle a segment rotation: %w", err)
+	}
+	return nil
 }
 
 // IsMonotonic implements raft.MonotonicLogStore: the log has no gaps, so

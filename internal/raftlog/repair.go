@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -10,15 +11,76 @@ import (
 	"github.com/hashicorp/raft-wal/types"
 )
 
-// filer is raft-wal's segment filer, noting a tail segment that recovery
-// finds sealed. raft-wal seals a full segment by writing its index with the
-// last append, then rotates in the background: it records the seal in its
-// metadata and starts the next segment. Closed (or crashed, or failed)
-// between the two, it reopens with metadata calling the tail unsealed and a
-// file saying sealed, and v0.4.0 then refuses every append (ErrSealed).
+// filer is raft-wal's segment filer (segment.Filer) with two repairs for
+// raft-wal v0.4.0, both reachable through the SegmentFiler seam:
+//
+//   - a segment sealed by a tail truncation has no index block: raft-wal
+//     records the seal in its metadata without writing the index (fixed
+//     upstream after v0.4.0, hashicorp/raft-wal#31), so once reopened every
+//     entry in it is unreadable ("sealed segment has no index block"). Open
+//     reads such a segment through, as recovery reads a tail, and serves its
+//     entries from the index that builds in memory.
+//   - a tail segment whose file is sealed but whose metadata is not:
+//     raft-wal seals a full segment by writing its index with the last
+//     append, then rotates in the background (records the seal, starts the
+//     next segment). Closed, crashed or failed between the two, it reopens
+//     with a tail that refuses every append (ErrSealed). RecoverTail notes
+//     it, and Store.openWAL completes the rotation.
+//
+// It also keeps the tail's writer, so that the store can tell whether a
+// rotation is pending (Store.settleRotationLocked).
 type filer struct {
 	*segment.Filer
 	sealedTail *types.SegmentInfo // the tail as its file says, when sealed
+
+	mu   sync.Mutex
+	tail types.SegmentWriter // the last writer created or recovered
+}
+
+// Create implements types.SegmentFiler.
+func (f *filer) Create(info types.SegmentInfo) (types.SegmentWriter, error) {
+	w, err := f.Filer.Create(info)
+	if err == nil {
+		f.setTail(w)
+	}
+	return w, err
+}
+
+func (f *filer) setTail(w types.SegmentWriter) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tail = w
+}
+
+// tailSealed reports whether the tail's last append sealed it: raft-wal's
+// rotation is then pending (or failed). The caller must exclude appends.
+func (f *filer) tailSealed() bool {
+	f.mu.Lock()
+	w := f.tail
+	f.mu.Unlock()
+	if w == nil {
+		return false
+	}
+	sealed, _, err := w.Sealed()
+	return sealed || err != nil
+}
+
+// Open implements types.SegmentFiler: a sealed segment without an index
+// block is read through and served from an in-memory index; raft-wal never
+// appends to a segment it opened with Open.
+func (f *filer) Open(info types.SegmentInfo) (types.SegmentReader, error) {
+	if info.IndexStart != 0 {
+		return f.Filer.Open(info)
+	}
+	w, err := f.Filer.RecoverTail(info)
+	if err != nil {
+		return nil, fmt.Errorf("read sealed segment %d without an index: %w", info.ID, err)
+	}
+	if last := w.LastIndex(); last < info.MaxIndex {
+		w.Close()
+		return nil, fmt.Errorf("%w: sealed segment %d ends at %d, its metadata at %d", types.ErrCorrupt, info.ID, last, info.MaxIndex)
+	}
+	return w, nil
 }
 
 // RecoverTail implements types.SegmentFiler.
@@ -27,6 +89,7 @@ func (f *filer) RecoverTail(info types.SegmentInfo) (types.SegmentWriter, error)
 	if err != nil {
 		return w, err
 	}
+	f.setTail(w)
 	if sealed, indexStart, err := w.Sealed(); err == nil && sealed {
 		si := info
 		si.IndexStart, si.MaxIndex = indexStart, w.LastIndex()

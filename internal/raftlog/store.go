@@ -49,9 +49,10 @@ type Store struct {
 	wm   types.MetaStore // meta as raft-wal sees it (wrapped in tests)
 
 	// mu is held shared by every use of wal (raft-wal serializes its writers
-	// itself) and exclusively to replace it.
-	mu  sync.RWMutex
-	wal *raftwal.WAL // nil after a failure until a reopen succeeds
+	// itself) but deletions, and exclusively to delete or replace it.
+	mu    sync.RWMutex
+	wal   *raftwal.WAL // nil after a failure until a reopen succeeds
+	filer *filer       // wal's
 	// keepThrough is, while a recovery is pending, the last index to keep:
 	// the reopened log drops what a failed append left after it.
 	keepThrough uint64
@@ -84,11 +85,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.wrapMeta != nil {
 		s.wm = opts.wrapMeta(s.meta)
 	}
-	w, err := s.openWAL()
-	if err != nil {
+	if err := s.openWAL(); err != nil {
 		return nil, errors.Join(err, s.meta.Close())
 	}
-	s.wal = w
 	return s, nil
 }
 
@@ -96,28 +95,29 @@ func Open(dir string, opts Options) (*Store, error) {
 // tail segment that was sealed in its file but not yet in the metadata (it
 // was closed or crashed between the two), it would refuse every append
 // (ErrSealed); openWAL completes the rotation in the metadata and opens
-// again (repair.go).
-func (s *Store) openWAL() (*raftwal.WAL, error) {
+// again (repair.go). mu is held exclusively, or not yet shared.
+func (s *Store) openWAL() error {
 	for attempt := 0; ; attempt++ {
 		f := &filer{Filer: segment.NewFiler(s.dir, s.vfs)}
 		w, err := raftwal.Open(s.dir, raftwal.WithMetaStore(s.wm), raftwal.WithSegmentFiler(f),
 			raftwal.WithLogger(s.log.Named("wal")), raftwal.WithSegmentSize(s.opts.SegmentSize))
 		if err != nil {
-			return nil, fmt.Errorf("open raft log: %w", err)
+			return fmt.Errorf("open raft log: %w", err)
 		}
 		if f.sealedTail == nil {
-			return w, nil
+			s.wal, s.filer = w, f
+			return nil
 		}
 		if err := w.Close(); err != nil {
-			return nil, err
+			return err
 		}
 		if attempt > 0 {
-			return nil, fmt.Errorf("open raft log: tail segment %d still sealed after completing its rotation", f.sealedTail.ID)
+			return fmt.Errorf("open raft log: tail segment %d still sealed after completing its rotation", f.sealedTail.ID)
 		}
 		s.log.Warn("completing the rotation of a tail segment sealed before a crash or failure",
 			"segment", f.sealedTail.ID, "last_index", f.sealedTail.MaxIndex)
 		if err := s.completeRotation(*f.sealedTail); err != nil {
-			return nil, fmt.Errorf("open raft log: %w", err)
+			return fmt.Errorf("open raft log: %w", err)
 		}
 	}
 }
@@ -133,7 +133,7 @@ func (s *Store) Close() error {
 	var err error
 	if s.wal != nil {
 		err = s.wal.Close()
-		s.wal = nil
+		s.wal, s.filer = nil, nil
 	}
 	return errors.Join(err, s.meta.Close())
 }
@@ -164,14 +164,25 @@ func (s *Store) withWAL(fn func(*raftwal.WAL) error) (*raftwal.WAL, error) {
 func (s *Store) recover(failed *raftwal.WAL, keepThrough uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.recoverLocked(failed, keepThrough)
+}
+
+// recoverLocked is recover with mu held exclusively.
+func (s *Store) recoverLocked(failed *raftwal.WAL, keepThrough uint64) error {
 	if s.wal == failed && failed != nil {
-		s.wal = nil
-		if err := failed.Close(); err != nil {
-			s.log.Warn("closing the failed raft log", "error", err)
-		}
+		s.closeWALLocked()
 	}
 	s.keepThrough = min(s.keepThrough, keepThrough)
 	return s.healLocked()
+}
+
+// closeWALLocked closes the WAL (after a failure: the error is logged, the
+// failure is what matters); mu is held exclusively.
+func (s *Store) closeWALLocked() {
+	if err := s.wal.Close(); err != nil {
+		s.log.Warn("closing the raft log", "error", err)
+	}
+	s.wal, s.filer = nil, nil
 }
 
 // healLocked reopens the WAL if a failure closed it and drops the entries a
@@ -181,11 +192,9 @@ func (s *Store) healLocked() error {
 		return ErrClosed
 	}
 	if s.wal == nil {
-		w, err := s.openWAL()
-		if err != nil {
+		if err := s.openWAL(); err != nil {
 			return fmt.Errorf("reopen after a failure: %w", err)
 		}
-		s.wal = w
 	}
 	if s.keepThrough == keepAll {
 		return nil
@@ -195,8 +204,7 @@ func (s *Store) healLocked() error {
 		err = s.wal.DeleteRange(s.keepThrough+1, last)
 	}
 	if err != nil {
-		s.wal.Close()
-		s.wal = nil
+		s.closeWALLocked()
 		return fmt.Errorf("drop the entries of a failed append after index %d: %w", s.keepThrough, err)
 	}
 	s.keepThrough = keepAll
