@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
@@ -126,17 +127,24 @@ func (s *Store) DeleteRange(min, max uint64) error {
 	return err
 }
 
-// settleRotationLocked makes sure no segment rotation is pending: when the
-// tail is sealed, the WAL is closed (a rotation either completed before or
-// never starts) and reopened, which completes the rotation (openWAL). mu is
-// held exclusively, so no append can seal the tail meanwhile.
+// settleRotationLocked makes sure no segment rotation is pending. When the
+// tail is sealed the rotation normally completes within microseconds in
+// raft-wal's goroutine (which does not need mu); if it has not after a
+// short wait (or failed), the WAL is closed (a rotation either completed
+// before or never starts) and reopened, which completes the rotation
+// (openWAL). mu is held exclusively, so no append can seal the tail
+// meanwhile.
 func (s *Store) settleRotationLocked() error {
-	if !s.filer.tailSealed() {
+	for i := 0; s.filer.tailSealed(); i++ {
+		if i < 50 {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		s.closeWALLocked()
+		if err := s.healLocked(); err != nil {
+			return fmt.Errorf("settle a segment rotation: %w", err)
+		}
 		return nil
-	}
-	s.closeWALLocked()
-	if err := s.healLocked(); err != nil {
-		return fmt.Errorf("settle a segment rotation: %w", err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package raftlog
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -286,4 +287,41 @@ func TestDeletionRacingRotation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeletionAfterFailedRotation: the rotation after a sealing append
+// failed, and the next call is a deletion: it completes the rotation
+// (reopening the WAL) and deletes, and appends go on.
+func TestDeletionAfterFailedRotation(t *testing.T) {
+	dir := tempDir(t)
+	f := newFaults()
+	s, buf := openStore(t, dir, 16<<10, f)
+	filled(1, 10)(t, s)
+	f.arm(faultCommit, 1) // the next metadata commit is the rotation's
+	next := uint64(11)
+	for f.hits(faultCommit) == 0 {
+		if next > 500 {
+			t.Fatal("no rotation")
+		}
+		if err := s.StoreLogs(entries(next, next+4, 1, size)); err != nil {
+			t.Fatal(err)
+		}
+		next += 5
+		s.mu.Lock()
+		sealed := s.filer.tailSealed()
+		s.mu.Unlock()
+		if sealed { // the rotation is pending or failed: let it run and fail
+			for f.hits(faultCommit) == 0 {
+				runtime.Gosched()
+			}
+		}
+	}
+	if err := s.DeleteRange(1, 5); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "completing the rotation") {
+		t.Fatal("the deletion did not complete the rotation")
+	}
+	checkLog(t, s, 6, next-1, 1, size)
+	retryAndReopen(t, dir, 16<<10, s, 6, next)
 }
