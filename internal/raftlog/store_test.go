@@ -216,3 +216,28 @@ func TestNewFilesSyncTheirDirectory(t *testing.T) {
 		t.Fatalf("directory syncs %v, want 3 (create, reopen, delete)", synced)
 	}
 }
+
+// TestTruncatedTailSurvivesReopen: raft-wal v0.4.0 seals a segment cut by a
+// tail truncation (Raft clearing a conflicting suffix) without writing its
+// index, and once reopened cannot read it (hashicorp/raft-wal#31). The store
+// reads such a segment through.
+func TestTruncatedTailSurvivesReopen(t *testing.T) {
+	dir := tempDir(t)
+	s, _ := openStore(t, dir, 16<<10, nil)
+	if err := s.StoreLogs(entries(1, 20, 1, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(15, 20); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 14, 1, 300)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openStore(t, dir, 16<<10, nil)
+	checkLog(t, s, 1, 14, 1, 300)
+	if err := s.StoreLogs(entries(15, 15, 1, 300)); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(t, s, 1, 15, 1, 300)
+}
