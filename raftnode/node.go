@@ -6,20 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	transport "github.com/Jille/raft-grpc-transport"
 	"github.com/hashicorp/raft"
-	raftwal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/sqlraft/sqlraft/internal/msglimit"
+	"github.com/sqlraft/sqlraft/internal/raftlog"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/snapshot"
 )
@@ -44,8 +42,7 @@ type Node struct {
 	db        *sqlitedb.DB
 	fsm       *FSM
 	raft      *raft.Raft
-	logStore  *raftwal.WAL
-	walMeta   *metadb.BoltMetaDB
+	logStore  *raftlog.Store
 	snapshots SnapshotStore
 	transport *transport.Manager
 	server    *grpc.Server
@@ -100,15 +97,11 @@ func (n *Node) open() error {
 	if n.fsm, err = NewFSM(cfg.ID, n.db, n.snapshots, n.logger); err != nil {
 		return err
 	}
-	walDir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(walDir, 0o755); err != nil {
+	// The Raft log and stable store (internal/raftlog: raft-wal, correct on
+	// Windows, recovering from failed appends).
+	logOpts := raftlog.Options{Logger: newHCLogger(n.logger.With("component", "raftlog"))}
+	if n.logStore, err = raftlog.Open(filepath.Join(cfg.DataDir, "raft"), logOpts); err != nil {
 		return err
-	}
-	// raft-wal's Close leaves its meta DB open (and its file lock held), so
-	// the node owns the meta store and closes it itself.
-	n.walMeta = &metadb.BoltMetaDB{}
-	if n.logStore, err = raftwal.Open(walDir, raftwal.WithMetaStore(n.walMeta)); err != nil {
-		return fmt.Errorf("open raft log: %w", err)
 	}
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return err
@@ -118,7 +111,7 @@ func (n *Node) open() error {
 	if err := n.startTransport(); err != nil {
 		return err
 	}
-	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, compactedWAL{n.logStore}, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
+	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logStore, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.reads = newReadIndex(n.raft)
@@ -251,9 +244,6 @@ func (n *Node) closeAll() error {
 	}
 	if n.logStore != nil {
 		errs = append(errs, n.logStore.Close())
-	}
-	if n.walMeta != nil {
-		errs = append(errs, n.walMeta.Close())
 	}
 	if n.snapshots != nil {
 		errs = append(errs, n.snapshots.Close())

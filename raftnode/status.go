@@ -36,9 +36,9 @@ type Status struct {
 
 // Status reports the node's state. It reads memory only: the database
 // size comes from the storage stats cache, at most StorageStatsMaxAge old;
-// the first log index is raft-wal's in-memory value, read fresh so that a
-// snapshot's log truncation shows at once (the cached value stands in only
-// when the log store is closed).
+// the first log index is the log store's in-memory value, read fresh so
+// that a snapshot's log truncation shows at once (the cached value stands in
+// only when the log store is closed or cannot be reopened after a failure).
 func (n *Node) Status() Status {
 	dbSize, first := n.storage.get()
 	if fresh, err := n.logStore.FirstIndex(); err == nil {
