@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs the tests of the packages that touch files (snapshot, internal/sqlitedb)
-# with Windows file semantics: builds each test binary for windows/amd64 with mingw (cgo, for go-sqlite3) and runs it
-# under wine, where renaming or removing an open file fails with errno 32
-# (ERROR_SHARING_VIOLATION) as on Windows.
+# Runs the tests of the packages that touch files (snapshot, internal/sqlitedb,
+# internal/raftlog) with Windows file semantics: builds each test binary for
+# windows/amd64 with mingw (cgo, for go-sqlite3) and runs it under wine, where
+# renaming or removing an open file fails with errno 32
+# (ERROR_SHARING_VIOLATION) and syncing a directory is refused, as on Windows.
+# Then builds sqlraftd.exe and runs test/wine (build tag wine) on the host: it
+# drives three sqlraftd.exe processes under wine through the seed scenario.
 #
 #   scripts/test-windows.sh [go test flags for the test binary, e.g. -test.run Lease]
 #
@@ -47,9 +50,10 @@ if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
 fi
 cp "$dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
 
-# The packages that touch files: the snapshot store (leases, renames) and
-# the SQLite layer (database swaps, the write budget's cgo shim).
-pkgs=(./snapshot/ ./internal/sqlitedb/)
+# The packages that touch files: the snapshot store (leases, renames), the
+# SQLite layer (database swaps, the write budget's cgo shim) and the Raft log
+# store (directory syncs, segment files).
+pkgs=(./snapshot/ ./internal/sqlitedb/ ./internal/raftlog/)
 status=0
 : >"$work/last-run.log"
 for pkg in "${pkgs[@]}"; do
@@ -74,5 +78,22 @@ for pkg in "${pkgs[@]}"; do
 		status=1
 	fi
 done
+# The daemon under wine: three sqlraftd.exe processes, driven from the host.
+echo "test-windows: cross-compiling ./cmd/sqlraftd" >&2
+(cd "$root" && CGO_ENABLED=1 GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc \
+	go build -o "$work/sqlraftd.exe" ./cmd/sqlraftd)
+echo "test-windows: running ./test/wine/ (sqlraftd.exe under $winebin)" >&2
+log="$work/wine-daemon.log"
+set +e
+(cd "$root" && SQLRAFTD_EXE="$work/sqlraftd.exe" SQLRAFT_WINE="$winebin" \
+	go test -tags wine,sqlite_preupdate_hook -count=1 -v -timeout 10m ./test/wine/ 2>&1) | tee "$log" |
+	grep -E '^(--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|_test\.go:'
+rc=${PIPESTATUS[0]}
+set -e
+cat "$log" >>"$work/last-run.log"
+if [ "$rc" -ne 0 ]; then
+	echo "test-windows: ./test/wine/ FAILED" >&2
+	status=1
+fi
 echo "test-windows: exit $status after $(( $(date +%s) - start ))s (full log: $work/last-run.log)" >&2
 exit "$status"
