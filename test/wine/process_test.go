@@ -90,11 +90,6 @@ func newWinCluster(t *testing.T, size int, flags ...string) *winCluster {
 		if i > 0 {
 			n.args = append(n.args, "--join", c.nodes[0].grpcAddr)
 		}
-		conn, err := grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.conn, n.db, n.cluster = conn, sqlraftv1.NewDatabaseServiceClient(conn), sqlraftv1.NewClusterServiceClient(conn)
 		n.log = &lockedBuffer{}
 		c.nodes = append(c.nodes, n)
 	}
@@ -109,13 +104,36 @@ func (c *winCluster) start(i int) {
 	n.cmd.Dir = c.base
 	n.cmd.Env = append(os.Environ(), "WINEDEBUG=-all")
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
+	// wine starts helper processes (wineserver, winedevice.exe) that inherit
+	// the output pipe and outlive the node: without a WaitDelay, Wait would
+	// wait for them after the node exited.
+	n.cmd.WaitDelay = 5 * time.Second
 	fmt.Fprintf(n.log, "---- start %d\n", n.starts+1)
 	if err := n.cmd.Start(); err != nil {
 		c.t.Fatalf("start %s: %v", n.id, err)
 	}
 	n.starts++
 	n.exited = make(chan error, 1)
+	c.dial(n)
 	go func(cmd *exec.Cmd, ch chan error) { ch <- cmd.Wait() }(n.cmd, n.exited)
+}
+
+// dial gives node n a new client connection. A connection to a previous
+// process of the node is not reused: when wine kills a process, wineserver
+// may keep the process's sockets open (seen with the server side of a
+// client's established connection, still open minutes after the kill), so
+// the old connection never breaks and every call on it times out. Windows
+// resets a terminated process's connections; the harness reconnects, as a
+// client does after a node restarts.
+func (c *winCluster) dial(n *node) {
+	if n.conn != nil {
+		n.conn.Close()
+	}
+	conn, err := grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	n.conn, n.db, n.cluster = conn, sqlraftv1.NewDatabaseServiceClient(conn), sqlraftv1.NewClusterServiceClient(conn)
 }
 
 // stop kills node i's process, as a crash would.
@@ -148,7 +166,9 @@ func (c *winCluster) alive() {
 func (c *winCluster) close() {
 	for i := range c.nodes {
 		c.stop(i)
-		c.nodes[i].conn.Close()
+		if c.nodes[i].conn != nil {
+			c.nodes[i].conn.Close()
+		}
 	}
 	if c.t.Failed() {
 		for _, n := range c.nodes {
