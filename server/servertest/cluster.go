@@ -108,6 +108,7 @@ const LeaderTimeout = 90 * time.Second
 func New(t testing.TB, size int, opts Options) *Cluster {
 	c := &Cluster{T: t, opts: opts}
 	base := t.TempDir()
+	t.Cleanup(c.Close) // before the directories go (cleanups run last first); also when a start fails
 	var servers []raft.Server
 	for i := 0; i < size; i++ {
 		n := &Node{ID: fmt.Sprintf("node%d", i), Dir: filepath.Join(base, fmt.Sprintf("node%d", i))}
@@ -122,7 +123,6 @@ func New(t testing.TB, size int, opts Options) *Cluster {
 	for i := range c.Nodes {
 		c.start(i, servers)
 	}
-	t.Cleanup(c.Close)
 	c.Leader()
 	c.Eventually(LeaderTimeout, c.addressesKnown)
 	return c
