@@ -190,23 +190,9 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 	})
 	t.Cleanup(releaseOnce) // before the nodes shut down, should the test fail while the stream is held
 	leader := nodes[0]     // the only node bootstrapped; startNodes waited for it
-	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-	for _, nd := range nodes[:2] {
-		nd.trans.Disconnect("n3")
-	}
-	nodes[2].trans.DisconnectAll()
-	for i := 0; i < 100; i++ {
-		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
-	}
-	first, _ := leader.logs.FirstIndex()
-	if !waitFor(30*time.Second, func() bool { first, _ = leader.logs.FirstIndex(); return first > 20 }) {
-		t.Fatalf("leader log not truncated (first index %d)", first)
-	}
+	first := leaveNode3Behind(t, nodes)
 	close(slow)
-	for _, nd := range nodes[:2] {
-		nd.trans.Connect("n3", nodes[2].trans)
-		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
-	}
+	reconnectNode3(nodes)
 	ls := leader.fsm.store
 	if !waitFor(30*time.Second, func() bool { return ls.Stats().LeasesHeld > 0 }) {
 		t.Fatal("leader never streamed a snapshot")
@@ -246,10 +232,52 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 	if !waitFor(30*time.Second, func() bool { return ls.Stats().Consolidations > consolsAtStart }) {
 		t.Fatal("consolidation did not run after the stream closed")
 	}
-	sums := make([]string, 3)
+	checkSameContent(t, nodes, want)
+	// Node 3's own snapshots, taken while installs replaced its database,
+	// are skipped, not failed.
+	st3 := nodes[2].fsm.store.Stats()
+	t.Logf("node 3: %d snapshots stored, %d captures superseded by an install", st3.Created, st3.Superseded)
+	if st3.LastError != "" {
+		t.Fatalf("node 3 snapshot error: %s", st3.LastError)
+	}
+}
+
+// leaveNode3Behind has the leader (node 1) create table t, cuts node 3 off
+// and writes until the leader's log no longer holds what node 3 lacks. It
+// returns the leader's first log index then.
+func leaveNode3Behind(t *testing.T, nodes []*raftNode) uint64 {
+	t.Helper()
+	leader := nodes[0]
+	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	for _, nd := range nodes[:2] {
+		nd.trans.Disconnect("n3")
+	}
+	nodes[2].trans.DisconnectAll()
+	for i := 0; i < 100; i++ {
+		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
+	}
+	first, _ := leader.logs.FirstIndex()
+	if !waitFor(30*time.Second, func() bool { first, _ = leader.logs.FirstIndex(); return first > 20 }) {
+		t.Fatalf("leader log not truncated (first index %d)", first)
+	}
+	return first
+}
+
+// reconnectNode3 undoes leaveNode3Behind's cut.
+func reconnectNode3(nodes []*raftNode) {
+	for _, nd := range nodes[:2] {
+		nd.trans.Connect("n3", nodes[2].trans)
+		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
+	}
+}
+
+// checkSameContent waits until every node's database has applied index
+// want (Raft counts an entry applied when it hands it to the FSM) and
+// checks that they hold the same content.
+func checkSameContent(t *testing.T, nodes []*raftNode, want uint64) {
+	t.Helper()
+	sums := make([]string, len(nodes))
 	for i, nd := range nodes {
-		// Raft counts an entry applied when it hands it to the FSM: wait
-		// for the database itself.
 		waitFor(30*time.Second, func() bool {
 			pos, err := nd.fsm.db.Applied(context.Background())
 			return err == nil && pos.Index >= want
@@ -265,16 +293,9 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 		}
 		t.Logf("node %d: applied %d (raft %d), %d rows, checksum %s", i+1, pos.Index, nd.r.AppliedIndex(), n, sum[:12])
 		sums[i] = sum
-	}
-	if sums[0] != sums[2] || sums[0] != sums[1] {
-		t.Fatalf("checksums differ: %v", sums)
-	}
-	// Node 3's own snapshots, taken while installs replaced its database,
-	// are skipped, not failed.
-	st3 := nodes[2].fsm.store.Stats()
-	t.Logf("node 3: %d snapshots stored, %d captures superseded by an install", st3.Created, st3.Superseded)
-	if st3.LastError != "" {
-		t.Fatalf("node 3 snapshot error: %s", st3.LastError)
+		if sum != sums[0] {
+			t.Fatalf("checksums differ: %v", sums)
+		}
 	}
 }
 
@@ -309,22 +330,9 @@ func TestRaftInstallStalledMidStream(t *testing.T) {
 		}
 	}()
 	leader := nodes[0] // the only node bootstrapped; startNodes waited for it
-	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-	for _, nd := range nodes[:2] {
-		nd.trans.Disconnect("n3")
-	}
-	nodes[2].trans.DisconnectAll()
-	for i := 0; i < 100; i++ {
-		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
-	}
-	if !waitFor(30*time.Second, func() bool { f, _ := leader.logs.FirstIndex(); return f > 20 }) {
-		t.Fatal("leader log not truncated")
-	}
+	leaveNode3Behind(t, nodes)
 	close(stall)
-	for _, nd := range nodes[:2] {
-		nd.trans.Connect("n3", nodes[2].trans)
-		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
-	}
+	reconnectNode3(nodes)
 	ls := leader.fsm.store
 	if !waitFor(30*time.Second, func() bool { return writes.Load() >= 3 && ls.Stats().LeasesHeld > 0 }) {
 		t.Fatal("stream did not stall")
