@@ -25,23 +25,32 @@ const (
 	installUpdates  = 2000
 )
 
+// execute runs sql through n (retrying while no leader is known) and fails
+// the test on any error.
 func execute(t *testing.T, n *servertest.Node, sql ...string) {
 	t.Helper()
-	if err := tryExecute(n, sql...); err != nil {
+	if err := tryExecute(t, n, servertest.NotIdempotent, sql...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func tryExecute(n *servertest.Node, sql ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// tryExecute runs sql through n, retrying as servertest.Retry does for
+// repeat, and returns the error of the request or of its first failed
+// statement.
+func tryExecute(t testing.TB, n *servertest.Node, repeat servertest.Repeat, sql ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), servertest.RetryTimeout)
 	defer cancel()
-	resp, err := n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts(sql...)})
-	if err != nil {
+	var resp *sqlraftv1.ExecuteResponse
+	err := servertest.Retry(t, ctx, repeat, func(ctx context.Context) (err error) {
+		resp, err = n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts(sql...)})
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("via %s: %w", n.ID, err)
 	}
 	for _, r := range resp.GetResults() {
 		if r.GetError() != "" {
-			return fmt.Errorf("%s", r.GetError())
+			return fmt.Errorf("via %s: %s", n.ID, r.GetError())
 		}
 	}
 	return nil
@@ -113,7 +122,9 @@ func TestPausedFollowerInstallSizedLikeTheDatabase(t *testing.T) {
 
 // updateSameRows makes n single-row updates (each its own request, so
 // mostly its own SQLite transaction) cycling over the first 64 rows, from
-// four concurrent clients.
+// four concurrent clients. Update i sets n to i: repeated, it leaves what
+// it left the first time (but for v's random bytes, which nothing checks),
+// so it is retried when leadership moves while it is in flight.
 func updateSameRows(t *testing.T, leader *servertest.Node, n int) {
 	var wg sync.WaitGroup
 	var next atomic.Int64
@@ -122,8 +133,8 @@ func updateSameRows(t *testing.T, leader *servertest.Node, n int) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				err := tryExecute(leader, fmt.Sprintf("UPDATE t SET n = n + 1, v = randomblob(%d) WHERE id = %d",
-					installRowBytes, i%64))
+				err := tryExecute(t, leader, servertest.Idempotent, fmt.Sprintf("UPDATE t SET n = %d, v = randomblob(%d) WHERE id = %d",
+					i, installRowBytes, i%64))
 				if err != nil {
 					t.Error(err)
 					return

@@ -21,7 +21,10 @@ func TestBackupIsAConsistentSQLiteFile(t *testing.T) {
 	leader := c.Leader()
 	exec(t, leader, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)"))
 	for i := 0; i < 20; i++ {
-		exec(t, leader, st("INSERT INTO t(v) SELECT randomblob(1000) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 50) SELECT i FROM n)"))
+		// Rows 50i+1 .. 50i+50, inserted once however often the request is
+		// repeated.
+		execRepeat(t, leader, servertest.Idempotent, st("INSERT OR IGNORE INTO t(id, v) SELECT ? + i, randomblob(1000) FROM "+
+			"(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 50) SELECT i FROM n)", integer(int64(50*i))))
 	}
 	sum := c.WaitConverged(10 * time.Second)
 	for _, n := range []*servertest.Node{c.Followers()[0], leader} {

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -70,9 +72,12 @@ func TestBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cctx := tc.ctx
 			if cctx == nil {
-				cctx = ctx(t)
+				cctx = retryCtx(t)
 			}
-			err := tc.call(cctx)
+			// A follower forwards the request to the leader, which validates
+			// it: while no leader is known the answer is NO_LEADER, and a
+			// client asks again.
+			err := servertest.Retry(t, cctx, servertest.NotIdempotent, tc.call)
 			wantCode(t, err, tc.code)
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("message %q does not mention %q", err, tc.msg)
@@ -121,10 +126,14 @@ func TestSQLErrorsAndTransactions(t *testing.T) {
 func TestRequestAndQueryStream(t *testing.T) {
 	c := servertest.New(t, 3, servertest.Options{})
 	f := c.Followers()[0]
-	resp, err := f.DB().Request(ctx(t), &sqlraftv1.RequestRequest{Statements: []*sqlraftv1.Statement{
-		st("CREATE TABLE s(i INTEGER)"),
-		st("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1234) INSERT INTO s SELECT i FROM n"),
-		st("SELECT count(*) FROM s")}})
+	var resp *sqlraftv1.RequestResponse
+	err := servertest.Retry(t, retryCtx(t), servertest.NotIdempotent, func(ctx context.Context) (err error) {
+		resp, err = f.DB().Request(ctx, &sqlraftv1.RequestRequest{Statements: []*sqlraftv1.Statement{
+			st("CREATE TABLE s(i INTEGER)"),
+			st("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1234) INSERT INTO s SELECT i FROM n"),
+			st("SELECT count(*) FROM s")}})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,37 +144,58 @@ func TestRequestAndQueryStream(t *testing.T) {
 		t.Fatalf("insert result %v", resp.GetResults()[1])
 	}
 	// All reads: served as a query.
-	resp, err = f.DB().Request(ctx(t), &sqlraftv1.RequestRequest{Statements: []*sqlraftv1.Statement{st("SELECT max(i) FROM s")}})
+	err = servertest.Retry(t, retryCtx(t), servertest.Idempotent, func(ctx context.Context) (err error) {
+		resp, err = f.DB().Request(ctx, &sqlraftv1.RequestRequest{Statements: []*sqlraftv1.Statement{st("SELECT max(i) FROM s")}})
+		return err
+	})
 	if err != nil || resp.GetResults()[0].GetQuery().GetRows()[0].GetValues()[0].GetInteger() != 1234 {
 		t.Fatalf("read-only request: %v %v", resp, err)
 	}
 	c.WaitConverged(10 * time.Second) // so NONE reads on the follower see every row too
 	for _, level := range levels {
-		stream, err := f.DB().QueryStream(ctx(t), &sqlraftv1.QueryStreamRequest{Statement: st("SELECT i FROM s ORDER BY i"),
-			Consistency: level, BatchSize: 100}, grpc.MaxCallRecvMsgSize(1<<20))
+		var total, msgs int
+		err := servertest.Retry(t, retryCtx(t), servertest.Idempotent, func(ctx context.Context) (err error) {
+			total, msgs, err = streamCount(ctx, t, f, level)
+			return err
+		})
 		if err != nil {
-			t.Fatal(err)
-		}
-		total, msgs := 0, 0
-		for {
-			msg, err := stream.Recv()
-			if err != nil {
-				break
-			}
-			if msgs == 0 && (msg.GetHeader() == nil || len(msg.GetColumns()) != 1) {
-				t.Fatalf("first message lacks header or columns: %v", msg)
-			}
-			for _, row := range msg.GetRows() {
-				total++
-				if row.GetValues()[0].GetInteger() != int64(total) {
-					t.Fatalf("row %d = %v", total, row)
-				}
-			}
-			msgs++
+			t.Fatalf("%v: after %d rows in %d messages: %v", level, total, msgs, err)
 		}
 		if total != 1234 || msgs != 13 {
 			t.Errorf("%v: %d rows in %d messages, want 1234 in 13", level, total, msgs)
 		}
+	}
+}
+
+// streamCount reads table s with QueryStream through n at level, 100 rows
+// a message, checks that the rows count up from 1 and that the first
+// message carries the header and columns, and returns how many rows and
+// messages came before the stream ended (io.EOF) or failed (the error).
+func streamCount(ctx context.Context, t *testing.T, n *servertest.Node, level sqlraftv1.ReadConsistency) (total, msgs int, err error) {
+	t.Helper()
+	stream, err := n.DB().QueryStream(ctx, &sqlraftv1.QueryStreamRequest{Statement: st("SELECT i FROM s ORDER BY i"),
+		Consistency: level, BatchSize: 100}, grpc.MaxCallRecvMsgSize(1<<20))
+	if err != nil {
+		return 0, 0, err
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return total, msgs, nil
+		}
+		if err != nil {
+			return total, msgs, err
+		}
+		if msgs == 0 && (msg.GetHeader() == nil || len(msg.GetColumns()) != 1) {
+			t.Fatalf("first message lacks header or columns: %v", msg)
+		}
+		for _, row := range msg.GetRows() {
+			total++
+			if row.GetValues()[0].GetInteger() != int64(total) {
+				t.Fatalf("row %d = %v", total, row)
+			}
+		}
+		msgs++
 	}
 }
 

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -69,9 +70,11 @@ func indexOf(c *servertest.Cluster, n *servertest.Node) int {
 	return -1
 }
 
+// TestConcurrentWritersLoseNothing has 16 clients write 20 rows each
+// through all three nodes at once; every node ends up with every row.
 func TestConcurrentWritersLoseNothing(t *testing.T) {
 	c := servertest.New(t, 3, servertest.Options{})
-	exec(t, c.Leader(), st("CREATE TABLE w(id INTEGER PRIMARY KEY, client INTEGER, seq INTEGER)"))
+	exec(t, c.Leader(), st("CREATE TABLE w(id INTEGER PRIMARY KEY, client INTEGER, seq INTEGER, UNIQUE(client, seq))"))
 	const clients, each = 16, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -81,10 +84,8 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 			defer wg.Done()
 			n := c.Nodes[cl%3]
 			for i := 0; i < each; i++ {
-				_, err := n.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
-					st("INSERT INTO w(client, seq) VALUES(?, ?)", integer(int64(cl)), integer(int64(i)))}})
-				if err != nil {
-					errs <- err
+				if err := insertOnce(t, n, int64(cl), int64(i)); err != nil {
+					errs <- fmt.Errorf("client %d, row %d via %s: %w", cl, i, n.ID, err)
 					return
 				}
 			}
@@ -106,6 +107,39 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 			t.Errorf("%s: %d rows, want %d", n.ID, got, clients*each)
 		}
 	}
+}
+
+// insertOnce inserts row (client, seq) into w through n as a careful
+// client would: it retries while no leader is known, and when leadership
+// moved while the insert was in flight it first reads (LINEARIZABLE, so
+// through a leader that has applied everything committed before) whether
+// the row is there, and inserts again only if it is not. (An entry the new
+// leader does not have by then can no longer commit.) The key is unique,
+// so an insert applied twice would fail rather than count twice.
+func insertOnce(t *testing.T, n *servertest.Node, client, seq int64) error {
+	unknown := false
+	return servertest.Retry(t, retryCtx(t), servertest.Idempotent, func(ctx context.Context) error {
+		if unknown {
+			resp, err := n.DB().Query(ctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{
+				st("SELECT count(*) FROM w WHERE client = ? AND seq = ?", integer(client), integer(seq))},
+				Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE})
+			if err != nil {
+				return err
+			}
+			if resp.GetResults()[0].GetRows()[0].GetValues()[0].GetInteger() == 1 {
+				return nil // the earlier attempt was applied
+			}
+		}
+		resp, err := n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
+			st("INSERT INTO w(client, seq) VALUES(?, ?)", integer(client), integer(seq))}})
+		if servertest.Reason(err) == server.ReasonOutcomeUnknown {
+			unknown = true
+		}
+		if e := resp.GetResults(); err == nil && e[0].GetError() != "" {
+			return fmt.Errorf("%s", e[0].GetError())
+		}
+		return err
+	})
 }
 
 func TestDeterministicFunctionsViaFollower(t *testing.T) {
@@ -132,20 +166,36 @@ func TestDeterministicFunctionsViaFollower(t *testing.T) {
 	}
 }
 
+// TestNoForwardNamesTheLeader asks a follower not to forward: it refuses
+// writes and non-NONE reads with NOT_LEADER naming the leader, and serves
+// NONE reads itself.
 func TestNoForwardNamesTheLeader(t *testing.T) {
 	c := servertest.New(t, 3, servertest.Options{})
-	leader, f := c.Leader(), c.Followers()[0]
-	mctx := metadata.AppendToOutgoingContext(ctx(t), server.MetadataNoForward, "true")
-	_, err := f.DB().Execute(mctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("CREATE TABLE x(a)")}})
+	// The answers name the leader the follower knows; should leadership
+	// move while the follower is asked (an election on a loaded machine),
+	// it is asked again.
+	var leader, f *servertest.Node
+	var err, queryErr error
+	mctx := metadata.AppendToOutgoingContext(retryCtx(t), server.MetadataNoForward, "true")
+	c.Eventually(servertest.LeaderTimeout, func() error {
+		leader, f = c.Leader(), c.Followers()[0]
+		term := leader.Raft.Term()
+		_, err = f.DB().Execute(mctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("CREATE TABLE x(a)")}})
+		_, queryErr = f.DB().Query(mctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
+			Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE})
+		if now := c.Leader(); now != leader || now.Raft.Term() != term {
+			return errorf("leadership moved from %s (term %d) to %s (term %d) while asking %s (answers: %v; %v)",
+				leader.ID, term, now.ID, now.Raft.Term(), f.ID, err, queryErr)
+		}
+		return nil
+	})
 	wantCode(t, err, codes.FailedPrecondition)
 	info := errorInfo(err)
 	if info == nil || info.GetReason() != server.ReasonNotLeader || info.GetMetadata()["leader_id"] != leader.ID ||
 		info.GetMetadata()["leader_address"] != leader.GRPCAddr {
 		t.Fatalf("error info %v, want NOT_LEADER naming %s at %s", info, leader.ID, leader.GRPCAddr)
 	}
-	_, err = f.DB().Query(mctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
-		Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE})
-	wantCode(t, err, codes.FailedPrecondition)
+	wantCode(t, queryErr, codes.FailedPrecondition)
 	// NONE reads are served locally even without forwarding.
 	if _, err := f.DB().Query(mctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
 		Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE}); err != nil {
@@ -178,7 +228,9 @@ func TestNoLeaderAndFreshness(t *testing.T) {
 	if err != nil {
 		t.Fatalf("NONE read without freshness: %v", err)
 	}
-	c.Eventually(10*time.Second, func() error {
+	// The survivor gives up on the leader within twice the heartbeat
+	// timeout; generous, for a loaded machine.
+	c.Eventually(30*time.Second, func() error {
 		_, err := survivor.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("INSERT INTO t VALUES(1)")}})
 		if info := errorInfo(err); info == nil || info.GetReason() != server.ReasonNoLeader {
 			return fmt.Errorf("got %v, want NO_LEADER", err)

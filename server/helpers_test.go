@@ -37,10 +37,31 @@ var levels = []sqlraftv1.ReadConsistency{
 	sqlraftv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED,
 }
 
-// exec runs statements through node n and fails the test on any error.
+// retryCtx bounds a request and its retries (servertest.Retry).
+func retryCtx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), servertest.RetryTimeout)
+	t.Cleanup(cancel)
+	return c
+}
+
+// exec runs statements through node n and fails the test on any error. It
+// retries as a client would while no leader is known; a write whose outcome
+// is unknown fails the test (see execRepeat).
 func exec(t *testing.T, n *servertest.Node, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
 	t.Helper()
-	resp, err := n.DB().Execute(ctx(t), &sqlraftv1.ExecuteRequest{Statements: stmts})
+	return execRepeat(t, n, servertest.NotIdempotent, stmts...)
+}
+
+// execRepeat is exec for statements that may be repeated as repeat says:
+// servertest.Idempotent ones are also retried when leadership moved while
+// they were in flight.
+func execRepeat(t *testing.T, n *servertest.Node, repeat servertest.Repeat, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
+	t.Helper()
+	var resp *sqlraftv1.ExecuteResponse
+	err := servertest.Retry(t, retryCtx(t), repeat, func(ctx context.Context) (err error) {
+		resp, err = n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("execute via %s: %v", n.ID, err)
 	}
@@ -52,11 +73,16 @@ func exec(t *testing.T, n *servertest.Node, stmts ...*sqlraftv1.Statement) *sqlr
 	return resp
 }
 
-// count returns SELECT count(*) FROM table at level through node n.
+// count returns SELECT count(*) FROM table at level through node n (a read:
+// retried while no leader is known or leadership moves).
 func count(t *testing.T, n *servertest.Node, table string, level sqlraftv1.ReadConsistency) int64 {
 	t.Helper()
-	resp, err := n.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT count(*) FROM " + table)},
-		Consistency: level})
+	var resp *sqlraftv1.QueryResponse
+	err := servertest.Retry(t, retryCtx(t), servertest.Idempotent, func(ctx context.Context) (err error) {
+		resp, err = n.DB().Query(ctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT count(*) FROM " + table)},
+			Consistency: level})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("query via %s at %v: %v", n.ID, level, err)
 	}

@@ -15,7 +15,6 @@ import (
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/msglimit"
 	"github.com/sqlraft/sqlraft/raftnode"
-	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
@@ -48,13 +47,13 @@ func bigWrite(t *testing.T, size int) (*sqlraftv1.ExecuteRequest, int) {
 // Raft transport used to keep.
 func TestMessageLimitEndToEnd(t *testing.T) {
 	const limit = 6 << 20
-	// Relaxed timeouts: under the race detector on a loaded 2-core machine,
-	// three in-process nodes passing 6 MiB entries can stall a heartbeat
-	// longer than the test default lease (the leader would step down and the
-	// write's outcome be unknown, which is correct but not what this tests).
+	// The harness's Raft timeouts (the daemon's defaults) are relaxed enough
+	// for three in-process nodes passing 6 MiB entries under the race
+	// detector on a loaded 2-core machine: a stalled heartbeat would make the
+	// leader step down and the write's outcome be unknown, which is correct
+	// but not what this tests.
 	c := servertest.New(t, 3, servertest.Options{Configure: func(_ int, cfg *raftnode.Config) {
 		cfg.MaxMessageBytes = limit
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 	}})
 	leader := c.Leader()
 	exec(t, leader, st("CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)"))
@@ -120,14 +119,12 @@ func TestEntryTooLargeIsRefusedBeforeTheLog(t *testing.T) {
 // then, so retrying cannot apply the request twice.
 func executeRetryingNoLeader(t *testing.T, n *servertest.Node, req *sqlraftv1.ExecuteRequest) (*sqlraftv1.ExecuteResponse, error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := n.DB().Execute(ctx(t), req)
-		if info := errorInfo(err); info == nil || info.GetReason() != server.ReasonNoLeader || time.Now().After(deadline) {
-			return resp, err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var resp *sqlraftv1.ExecuteResponse
+	err := servertest.Retry(t, retryCtx(t), servertest.NotIdempotent, func(ctx context.Context) (err error) {
+		resp, err = n.DB().Execute(ctx, req)
+		return err
+	})
+	return resp, err
 }
 
 // servesWithin checks that every running node answers a write (forwarded

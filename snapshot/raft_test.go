@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,6 +46,15 @@ func (f *testFSM) Snapshot() (raft.FSMSnapshot, error) { return f.store.Capture(
 
 func (f *testFSM) Restore(rc io.ReadCloser) error { return f.store.Install(f.db, rc) }
 
+// raftTimeout is the heartbeat, election and leader lease timeout of the
+// test nodes. The tests need node 1 to lead from start to end, so it is
+// generous: a leader steps down when it has not heard from a quorum for a
+// lease timeout, and on a loaded machine (the race detector, other work
+// beside the tests, wine) hashicorp/raft's 500 ms lease was seen to lapse.
+// Three seconds of silence between goroutines of one process is not load
+// but a hang. The price is the first election, 3-6 s after start.
+const raftTimeout = 3 * time.Second
+
 type raftNode struct {
 	r     *raft.Raft
 	fsm   *testFSM
@@ -68,7 +78,8 @@ func startNodes(t *testing.T, n int, opts func(i int) Options) []*raftNode {
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr, trans := raft.NewInmemTransportWithTimeout(raft.ServerAddress(fmt.Sprintf("n%d", i+1)), 2*time.Second)
+		// An install may take 10 times the timeout: 50 s.
+		addr, trans := raft.NewInmemTransportWithTimeout(raft.ServerAddress(fmt.Sprintf("n%d", i+1)), 5*time.Second)
 		nodes[i] = &raftNode{fsm: &testFSM{db: db, store: store}, logs: raft.NewInmemStore(), trans: trans}
 		servers = append(servers, raft.Server{ID: raft.ServerID(addr), Address: addr})
 	}
@@ -80,9 +91,8 @@ func startNodes(t *testing.T, n int, opts func(i int) Options) []*raftNode {
 	for i, nd := range nodes {
 		c := raft.DefaultConfig()
 		c.LocalID = raft.ServerID(nd.trans.LocalAddr())
-		// Generous enough that a loaded machine (or wine) does not lose the
-		// leader: the tests assume node 1 leads throughout.
-		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
+		// The tests assume node 1 leads throughout; see raftTimeout.
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = raftTimeout, raftTimeout, raftTimeout
 		c.CommitTimeout = 5 * time.Millisecond
 		c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs = 20, 50*time.Millisecond, 10
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("raft-n%d", i+1), Level: hclog.Warn,
@@ -105,14 +115,40 @@ func startNodes(t *testing.T, n int, opts func(i int) Options) []*raftNode {
 			nd.fsm.db.Close()
 		}
 	})
+	waitLeader(t, nodes, nodes[0])
 	return nodes
+}
+
+// waitLeader waits until want leads and every node knows it as the leader
+// (a node that does not know it yet would not follow its appends).
+func waitLeader(t *testing.T, nodes []*raftNode, want *raftNode) {
+	t.Helper()
+	var why string
+	ok := waitFor(60*time.Second, func() bool {
+		if want.r.State() != raft.Leader {
+			why = fmt.Sprintf("%s is %v", want.trans.LocalAddr(), want.r.State())
+			return false
+		}
+		for _, nd := range nodes {
+			if addr, _ := nd.r.LeaderWithID(); addr != want.trans.LocalAddr() {
+				why = fmt.Sprintf("%s knows the leader as %q", nd.trans.LocalAddr(), addr)
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("no agreed leader: %s", why)
+	}
 }
 
 func apply(t *testing.T, r *raft.Raft, sql string) {
 	t.Helper()
 	f := r.Apply([]byte(sql), 30*time.Second)
 	if err := f.Error(); err != nil {
-		t.Fatal(err)
+		// The tests need one leader throughout: say what became of it.
+		addr, _ := r.LeaderWithID()
+		t.Fatalf("apply %.40q: %v (this node is %v in term %d; the leader is %q)", sql, err, r.State(), r.CurrentTerm(), addr)
 	}
 	if err, ok := f.Response().(error); ok && err != nil {
 		t.Fatal(err)
@@ -121,22 +157,30 @@ func apply(t *testing.T, r *raft.Raft, sql string) {
 
 // TestRaftInstallDuringSnapshots runs the store under hashicorp/raft (in
 // memory transport): node 3 falls behind the leader's truncated log and
-// must be sent a snapshot; its receiver is slowed so the stream lasts
-// seconds. Meanwhile the leader keeps writing, takes snapshots and
-// truncates its log; consolidation waits for the stream; node 3 converges.
+// must be sent a snapshot; its receiver holds the stream open until the
+// leader, writing all along, has taken snapshots, truncated its log and had
+// a consolidation wait for the stream (the test decides when, so a slow
+// machine makes the stream longer rather than the test fail); node 3
+// converges.
 func TestRaftInstallDuringSnapshots(t *testing.T) {
-	// Node 3's receiver sleeps on its first 12 writes (~3.6 s for the first
-	// install); later installs run at full speed.
-	slow := make(chan struct{})
-	var slowWrites atomic.Int32
+	// Node 3's first write of the first install waits for release (at most
+	// holdLimit, under the lease idle timeout); later writes and installs
+	// run at full speed.
+	const holdLimit = 25 * time.Second
+	slow, release := make(chan struct{}), make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	var held atomic.Bool
 	nodes := startNodes(t, 3, func(i int) Options {
 		o := Options{ConsolidateAfter: 3}
 		if i == 2 {
 			o.OnReceive = func(int) {
 				select {
 				case <-slow:
-					if slowWrites.Add(1) <= 12 {
-						time.Sleep(300 * time.Millisecond)
+					if held.CompareAndSwap(false, true) {
+						select {
+						case <-release:
+						case <-time.After(holdLimit):
+						}
 					}
 				default:
 				}
@@ -144,36 +188,26 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 		}
 		return o
 	})
-	leader := nodes[0]
-	if !waitFor(30*time.Second, func() bool { return leader.r.State() == raft.Leader }) {
-		t.Fatal("no leader")
-	}
-	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-	for _, nd := range nodes[:2] {
-		nd.trans.Disconnect("n3")
-	}
-	nodes[2].trans.DisconnectAll()
-	for i := 0; i < 100; i++ {
-		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
-	}
-	first, _ := leader.logs.FirstIndex()
-	if !waitFor(30*time.Second, func() bool { first, _ = leader.logs.FirstIndex(); return first > 20 }) {
-		t.Fatalf("leader log not truncated (first index %d)", first)
-	}
+	t.Cleanup(releaseOnce) // before the nodes shut down, should the test fail while the stream is held
+	leader := nodes[0]     // the only node bootstrapped; startNodes waited for it
+	first := leaveNode3Behind(t, nodes)
 	close(slow)
-	for _, nd := range nodes[:2] {
-		nd.trans.Connect("n3", nodes[2].trans)
-		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
-	}
+	reconnectNode3(nodes)
 	ls := leader.fsm.store
 	if !waitFor(30*time.Second, func() bool { return ls.Stats().LeasesHeld > 0 }) {
 		t.Fatal("leader never streamed a snapshot")
 	}
 	start, consolsAtStart, firstAtStart := ls.Stats(), ls.Stats().Consolidations, first
 	var duringStream []Stats
+	released := false // whether the test has let the stream finish
 	for ls.Stats().LeasesHeld > 0 {
 		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
-		duringStream = append(duringStream, ls.Stats())
+		st := ls.Stats()
+		duringStream = append(duringStream, st)
+		if f, _ := leader.logs.FirstIndex(); !released && st.Created-start.Created >= 6 && f > firstAtStart && st.LeaseWaits > 0 {
+			releaseOnce() // enough happened during the stream: let it finish
+			released = true
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	end := duringStream[len(duringStream)-1]
@@ -198,10 +232,52 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 	if !waitFor(30*time.Second, func() bool { return ls.Stats().Consolidations > consolsAtStart }) {
 		t.Fatal("consolidation did not run after the stream closed")
 	}
-	sums := make([]string, 3)
+	checkSameContent(t, nodes, want)
+	// Node 3's own snapshots, taken while installs replaced its database,
+	// are skipped, not failed.
+	st3 := nodes[2].fsm.store.Stats()
+	t.Logf("node 3: %d snapshots stored, %d captures superseded by an install", st3.Created, st3.Superseded)
+	if st3.LastError != "" {
+		t.Fatalf("node 3 snapshot error: %s", st3.LastError)
+	}
+}
+
+// leaveNode3Behind has the leader (node 1) create table t, cuts node 3 off
+// and writes until the leader's log no longer holds what node 3 lacks. It
+// returns the leader's first log index then.
+func leaveNode3Behind(t *testing.T, nodes []*raftNode) uint64 {
+	t.Helper()
+	leader := nodes[0]
+	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	for _, nd := range nodes[:2] {
+		nd.trans.Disconnect("n3")
+	}
+	nodes[2].trans.DisconnectAll()
+	for i := 0; i < 100; i++ {
+		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
+	}
+	first, _ := leader.logs.FirstIndex()
+	if !waitFor(30*time.Second, func() bool { first, _ = leader.logs.FirstIndex(); return first > 20 }) {
+		t.Fatalf("leader log not truncated (first index %d)", first)
+	}
+	return first
+}
+
+// reconnectNode3 undoes leaveNode3Behind's cut.
+func reconnectNode3(nodes []*raftNode) {
+	for _, nd := range nodes[:2] {
+		nd.trans.Connect("n3", nodes[2].trans)
+		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
+	}
+}
+
+// checkSameContent waits until every node's database has applied index
+// want (Raft counts an entry applied when it hands it to the FSM) and
+// checks that they hold the same content.
+func checkSameContent(t *testing.T, nodes []*raftNode, want uint64) {
+	t.Helper()
+	sums := make([]string, len(nodes))
 	for i, nd := range nodes {
-		// Raft counts an entry applied when it hands it to the FSM: wait
-		// for the database itself.
 		waitFor(30*time.Second, func() bool {
 			pos, err := nd.fsm.db.Applied(context.Background())
 			return err == nil && pos.Index >= want
@@ -217,16 +293,9 @@ func TestRaftInstallDuringSnapshots(t *testing.T) {
 		}
 		t.Logf("node %d: applied %d (raft %d), %d rows, checksum %s", i+1, pos.Index, nd.r.AppliedIndex(), n, sum[:12])
 		sums[i] = sum
-	}
-	if sums[0] != sums[2] || sums[0] != sums[1] {
-		t.Fatalf("checksums differ: %v", sums)
-	}
-	// Node 3's own snapshots, taken while installs replaced its database,
-	// are skipped, not failed.
-	st3 := nodes[2].fsm.store.Stats()
-	t.Logf("node 3: %d snapshots stored, %d captures superseded by an install", st3.Created, st3.Superseded)
-	if st3.LastError != "" {
-		t.Fatalf("node 3 snapshot error: %s", st3.LastError)
+		if sum != sums[0] {
+			t.Fatalf("checksums differ: %v", sums)
+		}
 	}
 }
 
@@ -260,26 +329,10 @@ func TestRaftInstallStalledMidStream(t *testing.T) {
 			close(resume)
 		}
 	}()
-	leader := nodes[0]
-	if !waitFor(30*time.Second, func() bool { return leader.r.State() == raft.Leader }) {
-		t.Fatal("no leader")
-	}
-	apply(t, leader.r, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
-	for _, nd := range nodes[:2] {
-		nd.trans.Disconnect("n3")
-	}
-	nodes[2].trans.DisconnectAll()
-	for i := 0; i < 100; i++ {
-		apply(t, leader.r, "INSERT INTO t(v) VALUES(randomblob(3000))")
-	}
-	if !waitFor(30*time.Second, func() bool { f, _ := leader.logs.FirstIndex(); return f > 20 }) {
-		t.Fatal("leader log not truncated")
-	}
+	leader := nodes[0] // the only node bootstrapped; startNodes waited for it
+	leaveNode3Behind(t, nodes)
 	close(stall)
-	for _, nd := range nodes[:2] {
-		nd.trans.Connect("n3", nodes[2].trans)
-		nodes[2].trans.Connect(nd.trans.LocalAddr(), nd.trans)
-	}
+	reconnectNode3(nodes)
 	ls := leader.fsm.store
 	if !waitFor(30*time.Second, func() bool { return writes.Load() >= 3 && ls.Stats().LeasesHeld > 0 }) {
 		t.Fatal("stream did not stall")

@@ -205,7 +205,7 @@ func TestImageStreamHoldsChainLease(t *testing.T) {
 		t.Fatalf("want one image in tmp/ during the stream, have %v", tmpFiles(t, e.store))
 	}
 	consolidated := done(func() error { return e.store.Consolidate(context.Background()) })
-	if !waitFor(10*time.Second, func() bool { return e.store.Stats().LeaseWaits > 0 }) {
+	if !waitFor(30*time.Second, func() bool { return e.store.Stats().LeaseWaits > 0 }) {
 		t.Fatal("consolidation did not wait for the image stream's lease")
 	}
 	rc.Close()

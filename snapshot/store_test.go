@@ -129,7 +129,7 @@ func TestConsolidationWaitsForLeaseWhileSnapshotsContinue(t *testing.T) {
 		t.Fatal(err)
 	}
 	consolidated := done(func() error { return e.store.Consolidate(context.Background()) })
-	if !waitFor(time.Second, func() bool { return e.store.Stats().LeaseWaits > 0 }) {
+	if !waitFor(30*time.Second, func() bool { return e.store.Stats().LeaseWaits > 0 }) {
 		t.Fatal("consolidation did not wait for the lease")
 	}
 	for i := 0; i < 5; i++ {
@@ -170,12 +170,12 @@ func TestAutomaticConsolidationAndPrune(t *testing.T) {
 		e.write(10, 100)
 		e.mustSnapshot(false)
 	}
-	if !waitFor(5*time.Second, func() bool { return len(e.store.Stats().Snapshots) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return len(e.store.Stats().Snapshots) == 1 }) {
 		t.Fatalf("not consolidated: %+v", e.store.Stats())
 	}
 	e.write(10, 100)
 	e.mustSnapshot(true)
-	if !waitFor(5*time.Second, func() bool { return len(e.store.Stats().Snapshots) == 1 }) {
+	if !waitFor(30*time.Second, func() bool { return len(e.store.Stats().Snapshots) == 1 }) {
 		t.Fatalf("old chain not pruned: %+v", e.store.Stats())
 	}
 	if e.restoredChecksum(e.store.Stats().Snapshots[0].ID) != e.checksum() {

@@ -13,16 +13,35 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/raftnode"
 )
 
+// handedOut holds every address freeAddr returned: a port found free and
+// closed again can be the next one the kernel hands out, and two nodes (or
+// both addresses of one) must not be given the same.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
+
+// freeAddr returns a loopback address that was free a moment ago and that
+// it has not returned before.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := lis.Addr().String()
+		lis.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer lis.Close()
-	return lis.Addr().String()
 }
 
 // startNodes runs sqlraftd's run() for each config in a random order and
@@ -95,6 +114,8 @@ func TestBootstrapExpectStaticJoin(t *testing.T) {
 			bootstrapExpect: 3, snapshotThreshold: 8192, snapshotInterval: 30 * time.Second, trailingLogs: 10240,
 			leaseIdleTimeout: 30 * time.Second, readConsistency: "linearizable", maxMessageBytes: 16 << 20,
 			shutdownTimeout: 5 * time.Second, logLevel: "error",
+			raftHeartbeatTimeout: raftnode.DefaultHeartbeatTimeout, raftElectionTimeout: raftnode.DefaultElectionTimeout,
+			raftLeaderLeaseTimeout: raftnode.DefaultLeaderLeaseTimeout,
 		}
 	}
 	for i := range cfgs {

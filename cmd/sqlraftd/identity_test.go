@@ -22,6 +22,8 @@ func singleNode(t *testing.T, dataDir, id string, given bool) config {
 		snapshotThreshold: 8192, snapshotInterval: 30 * time.Second, trailingLogs: 10240,
 		leaseIdleTimeout: 30 * time.Second, readConsistency: "linearizable", maxMessageBytes: 16 << 20,
 		shutdownTimeout: 5 * time.Second, logLevel: "error",
+		raftHeartbeatTimeout: raftnode.DefaultHeartbeatTimeout, raftElectionTimeout: raftnode.DefaultElectionTimeout,
+		raftLeaderLeaseTimeout: raftnode.DefaultLeaderLeaseTimeout,
 	}
 }
 

@@ -39,6 +39,9 @@ type config struct {
 	maxWriteBytes                uint64
 	maxQueryTime                 time.Duration
 	applyStallTimeout            time.Duration
+	raftHeartbeatTimeout         time.Duration
+	raftElectionTimeout          time.Duration
+	raftLeaderLeaseTimeout       time.Duration
 	shutdownTimeout              time.Duration
 	logLevel                     string
 	nonVoter                     bool
@@ -95,6 +98,12 @@ func rootCommand() *cobra.Command {
 		"longest a NONE, WEAK or LINEARIZABLE read may run here before SQLite is interrupted (the caller's deadline applies if sooner)")
 	f.DurationVar(&cfg.applyStallTimeout, "apply-stall-timeout", 10*time.Second,
 		"health is NOT_SERVING while the node has not applied what was committed this long ago")
+	f.DurationVar(&cfg.raftHeartbeatTimeout, "raft-heartbeat-timeout", raftnode.DefaultHeartbeatTimeout,
+		"a follower that has not heard from the leader for this long (up to twice as long, randomized) starts an election")
+	f.DurationVar(&cfg.raftElectionTimeout, "raft-election-timeout", raftnode.DefaultElectionTimeout,
+		"how long a candidate waits for votes before it tries again (at least --raft-heartbeat-timeout)")
+	f.DurationVar(&cfg.raftLeaderLeaseTimeout, "raft-leader-lease-timeout", raftnode.DefaultLeaderLeaseTimeout,
+		"a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
 	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
@@ -105,6 +114,29 @@ func rootCommand() *cobra.Command {
 func (c config) validate() error {
 	if c.bootstrapExpect > 0 && len(c.join) == 0 && c.discoverDNS == "" {
 		return fmt.Errorf("--bootstrap-expect needs --join or --discover-dns to find its peers")
+	}
+	return c.validateRaftTimeouts()
+}
+
+// validateRaftTimeouts checks the Raft timeout flags, naming them in its
+// errors (raftnode checks the same, in its own terms).
+func (c config) validateRaftTimeouts() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"--raft-heartbeat-timeout", c.raftHeartbeatTimeout}, {"--raft-election-timeout", c.raftElectionTimeout},
+		{"--raft-leader-lease-timeout", c.raftLeaderLeaseTimeout}} {
+		if f.d < raftnode.MinRaftTimeout {
+			return fmt.Errorf("%s (%v) must be at least %v", f.name, f.d, raftnode.MinRaftTimeout)
+		}
+	}
+	if c.raftLeaderLeaseTimeout > c.raftHeartbeatTimeout {
+		return fmt.Errorf("--raft-leader-lease-timeout (%v) must not exceed --raft-heartbeat-timeout (%v)",
+			c.raftLeaderLeaseTimeout, c.raftHeartbeatTimeout)
+	}
+	if c.raftElectionTimeout < c.raftHeartbeatTimeout {
+		return fmt.Errorf("--raft-election-timeout (%v) must not be shorter than --raft-heartbeat-timeout (%v)",
+			c.raftElectionTimeout, c.raftHeartbeatTimeout)
 	}
 	return nil
 }

@@ -55,9 +55,11 @@ func run(ctx context.Context, cfg config) error {
 		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
 		MaxMessageBytes: cfg.maxMessageBytes, ApplyStallTimeout: cfg.applyStallTimeout,
-		EntryLimits: &sqlitedb.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
-		Snapshot:    snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
-		Logger:      logger,
+		HeartbeatTimeout: cfg.raftHeartbeatTimeout, ElectionTimeout: cfg.raftElectionTimeout,
+		LeaderLeaseTimeout: cfg.raftLeaderLeaseTimeout,
+		EntryLimits:        &sqlitedb.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
+		Snapshot:           snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
+		Logger:             logger,
 	})
 	if err != nil {
 		lis.Close()

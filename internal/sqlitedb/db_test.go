@@ -259,7 +259,10 @@ func TestReplaceDoesNotWaitForAStalledStream(t *testing.T) {
 	}
 	release := make(chan struct{})
 	defer close(release)
-	sending := make(chan struct{})
+	// Buffered: the stream signals without blocking, and on a loaded
+	// machine it can get there before this goroutine waits (an unbuffered
+	// signal was dropped then, and the test hung until go test's timeout).
+	sending := make(chan struct{}, 1)
 	streamErr := make(chan error, 1)
 	go func() {
 		streamErr <- db.QueryStream(context.Background(), stmt("SELECT x FROM t"), 1,

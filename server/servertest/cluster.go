@@ -2,6 +2,12 @@
 // node has its own data directory, a Raft gRPC server and a client gRPC
 // server on 127.0.0.1 ports, and tests talk to it with the generated
 // clients, exactly as a user would.
+//
+// New, Restart and Leader return only once the running nodes agree on a
+// ready leader, so a test starts from a cluster a client could use. A test
+// on a loaded machine may still meet an election later; Retry retries what
+// a real client would (NO_LEADER always, OUTCOME_UNKNOWN only for requests
+// that may be repeated) and reports the last error when it gives up.
 package servertest
 
 import (
@@ -47,13 +53,16 @@ type Node struct {
 	RaftAddr string
 	GRPCAddr string
 
-	mu      sync.Mutex
-	raftLis *severableListener
-	Raft    *raftnode.Node
-	Server  *server.Server
-	gs      *grpc.Server
-	conn    *grpc.ClientConn
-	running bool
+	mu sync.Mutex
+	// firstRaft and firstGRPC are the listeners New opened, until the
+	// node's first start serves on them.
+	firstRaft, firstGRPC net.Listener
+	raftLis              *severableListener
+	Raft                 *raftnode.Node
+	Server               *server.Server
+	gs                   *grpc.Server
+	conn                 *grpc.ClientConn
+	running              bool
 }
 
 // DB returns a DatabaseService client for the node.
@@ -76,33 +85,72 @@ func (n *Node) Running() bool {
 	return n.running
 }
 
-// New starts size nodes bootstrapped as one cluster of voters and waits for
-// a leader.
+// live returns the node's Raft node while it runs, nil otherwise.
+func (n *Node) live() *raftnode.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.running {
+		return nil
+	}
+	return n.Raft
+}
+
+// LeaderTimeout bounds how long New, Restart and Leader wait for the
+// running nodes to agree on a ready leader. It is generous on purpose: on a
+// loaded machine (the race detector, other work beside the tests) an
+// election can take seconds, and a wait that gives up early turns a slow
+// machine into a failed test.
+const LeaderTimeout = 90 * time.Second
+
+// New starts size nodes bootstrapped as one cluster of voters and waits
+// until it has formed: a leader is ready, every node knows it, and every
+// node knows every member's client address (so followers can forward).
 func New(t testing.TB, size int, opts Options) *Cluster {
 	c := &Cluster{T: t, opts: opts}
 	base := t.TempDir()
+	t.Cleanup(c.Close) // before the directories go (cleanups run last first); also when a start fails
 	var servers []raft.Server
 	for i := 0; i < size; i++ {
 		n := &Node{ID: fmt.Sprintf("node%d", i), Dir: filepath.Join(base, fmt.Sprintf("node%d", i))}
-		n.RaftAddr, n.GRPCAddr = freeAddr(t), freeAddr(t)
+		// The first start serves on these very listeners: a port found free
+		// and closed again could be handed to the next caller (two nodes,
+		// or both addresses of one, on the same port).
+		n.firstRaft, n.firstGRPC = listenFree(t), listenFree(t)
+		n.RaftAddr, n.GRPCAddr = n.firstRaft.Addr().String(), n.firstGRPC.Addr().String()
 		c.Nodes = append(c.Nodes, n)
 		servers = append(servers, raft.Server{ID: raft.ServerID(n.ID), Address: raft.ServerAddress(n.RaftAddr)})
 	}
 	for i := range c.Nodes {
 		c.start(i, servers)
 	}
-	t.Cleanup(c.Close)
 	c.Leader()
+	c.Eventually(LeaderTimeout, c.addressesKnown)
 	return c
 }
 
-func freeAddr(t testing.TB) string {
+// addressesKnown reports an error until every running node has every
+// member's client address in its replicated node table.
+func (c *Cluster) addressesKnown() error {
+	for _, n := range c.Nodes {
+		rn := n.live()
+		if rn == nil {
+			continue
+		}
+		for _, m := range c.Nodes {
+			if got := rn.FSM().NodeAddress(m.ID); got != m.GRPCAddr {
+				return fmt.Errorf("%s has %q as %s's client address, want %q", n.ID, got, m.ID, m.GRPCAddr)
+			}
+		}
+	}
+	return nil
+}
+
+func listenFree(t testing.TB) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return l
 }
 
 // Logger is the logger test nodes use: warnings and errors only, unless
@@ -120,19 +168,25 @@ func (c *Cluster) start(i int, bootstrap []raft.Server) {
 	cfg := raftnode.Config{
 		ID: n.ID, DataDir: n.Dir, RaftAddr: n.RaftAddr, GRPCAdvertise: n.GRPCAddr,
 		Bootstrap: bootstrap != nil && i == 0, BootstrapServers: bootstrap,
-		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond, Logger: Logger().With("test-node", n.ID),
+		// The Raft timeouts are the daemon's defaults, which do not flap on
+		// a loaded machine (raftnode/DESIGN.md, "Timeouts on a busy
+		// machine"); a test that needs a faster failover sets its own.
+		Logger: Logger().With("test-node", n.ID),
 	}
 	if c.opts.Configure != nil {
 		c.opts.Configure(i, &cfg)
 	}
 	var rn *raftnode.Node
-	raftLis, err := listen(n.RaftAddr)
+	raftLis, grpcLis, err := n.listeners()
 	if err == nil {
 		cfg.RaftListener = raftLis
 		rn, err = raftnode.New(cfg)
 	}
 	if err != nil {
+		if raftLis != nil {
+			raftLis.Close()
+			grpcLis.Close()
+		}
 		t.Fatalf("start %s: %v", n.ID, err)
 	}
 	sopts := server.Options{Logger: cfg.Logger}
@@ -141,11 +195,7 @@ func (c *Cluster) start(i int, bootstrap []raft.Server) {
 	}
 	srv := server.New(rn, sopts)
 	gs := srv.GRPCServer()
-	lis, err := listen(n.GRPCAddr)
-	if err != nil {
-		t.Fatalf("listen %s: %v", n.GRPCAddr, err)
-	}
-	go gs.Serve(lis)
+	go gs.Serve(grpcLis)
 	conn, err := grpc.NewClient(n.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +203,26 @@ func (c *Cluster) start(i int, bootstrap []raft.Server) {
 	n.mu.Lock()
 	n.Raft, n.Server, n.gs, n.conn, n.raftLis, n.running = rn, srv, gs, conn, raftLis, true
 	n.mu.Unlock()
+}
+
+// listeners returns the node's Raft and client listeners: on its first
+// start the ones New opened, later new ones on the same addresses.
+func (n *Node) listeners() (raftLis *severableListener, grpcLis net.Listener, err error) {
+	n.mu.Lock()
+	first, firstGRPC := n.firstRaft, n.firstGRPC
+	n.firstRaft, n.firstGRPC = nil, nil
+	n.mu.Unlock()
+	if first != nil {
+		return newSeverableListener(first), firstGRPC, nil
+	}
+	if raftLis, err = listen(n.RaftAddr); err != nil {
+		return nil, nil, err
+	}
+	if grpcLis, err = listen(n.GRPCAddr); err != nil {
+		raftLis.Close()
+		return nil, nil, err
+	}
+	return raftLis, grpcLis, nil
 }
 
 // listen listens on addr, retrying while a stopped node's port lingers.
@@ -188,33 +258,82 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
-// Restart starts a stopped node again on its data directory and addresses.
+// Restart starts a stopped node again on its data directory and addresses,
+// and waits (as Leader does) until every running node, the restarted one
+// included, knows the same ready leader.
 func (c *Cluster) Restart(i int) {
+	c.T.Helper()
 	c.start(i, nil)
+	c.Leader()
 }
 
-// Close stops every node.
+// Close stops every node (and closes the listeners of any that never
+// started).
 func (c *Cluster) Close() {
-	for i := range c.Nodes {
+	for i, n := range c.Nodes {
 		c.Stop(i)
+		n.mu.Lock()
+		for _, l := range []net.Listener{n.firstRaft, n.firstGRPC} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		n.firstRaft, n.firstGRPC = nil, nil
+		n.mu.Unlock()
 	}
 }
 
-// Leader waits (up to 20 s) for a running node to lead and have applied its
-// term's barrier, and returns it.
+// Leader waits (up to LeaderTimeout) until the running nodes agree on a
+// leader and returns it: exactly one running node leads, it has applied its
+// term's barrier (Ready), and every running node names it as the leader,
+// with its client address, so a request sent to any of them reaches it.
 func (c *Cluster) Leader() *Node {
 	c.T.Helper()
 	var leader *Node
-	c.Eventually(20*time.Second, func() error {
-		for _, n := range c.Nodes {
-			if n.Running() && n.Raft.IsLeader() && n.Raft.Ready() {
-				leader = n
-				return nil
-			}
-		}
-		return fmt.Errorf("no leader")
+	c.Eventually(LeaderTimeout, func() (err error) {
+		leader, err = c.agreedLeader()
+		return err
 	})
 	return leader
+}
+
+// agreedLeader returns the leader every running node knows, or why there is
+// none yet.
+func (c *Cluster) agreedLeader() (*Node, error) {
+	var leader *Node
+	running := 0
+	for _, n := range c.Nodes {
+		rn := n.live()
+		if rn == nil {
+			continue
+		}
+		running++
+		if rn.IsLeader() {
+			if leader != nil {
+				return nil, fmt.Errorf("both %s and %s lead", leader.ID, n.ID)
+			}
+			leader = n
+		}
+	}
+	if running == 0 {
+		return nil, fmt.Errorf("no node is running")
+	}
+	if leader == nil {
+		return nil, fmt.Errorf("no running node leads")
+	}
+	if rn := leader.live(); rn == nil || !rn.Ready() {
+		return nil, fmt.Errorf("leader %s is not ready (its term's barrier is not applied, or it lags)", leader.ID)
+	}
+	for _, n := range c.Nodes {
+		rn := n.live()
+		if rn == nil {
+			continue
+		}
+		if id, addr := rn.Leader(); id != leader.ID || addr != leader.GRPCAddr {
+			return nil, fmt.Errorf("%s knows the leader as %q at %q, want %s at %s", n.ID, id, addr, leader.ID, leader.GRPCAddr)
+		}
+	}
+	return leader, nil
 }
 
 // Followers returns the running nodes other than the current leader.
