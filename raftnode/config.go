@@ -66,6 +66,13 @@ type Config struct {
 	// index before Ready (and so the node's health) reports false
 	// (default 10 s).
 	ApplyStallTimeout time.Duration
+	// MaxQueryTime bounds how long a read outside the log (NONE, WEAK,
+	// LINEARIZABLE) may run on this node, or the caller's deadline when that
+	// is sooner; SQLite is interrupted when it passes (default 30 s). For a
+	// stream it bounds the time between two messages. Reads through the log
+	// (STRONG, and reads in a write request) are bounded by the entry's
+	// step budget instead, which is the same on every replica.
+	MaxQueryTime time.Duration
 
 	// RaftDialOptions are added to the transport's dial options (keepalive
 	// and insecure credentials are set by default).
@@ -143,6 +150,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ApplyStallTimeout == 0 {
 		c.ApplyStallTimeout = 10 * time.Second
+	}
+	if c.MaxQueryTime <= 0 {
+		c.MaxQueryTime = 30 * time.Second
 	}
 	var err error
 	if c.limit, err = msglimit.New(c.MaxMessageBytes); err != nil {

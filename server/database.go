@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
 
 	"google.golang.org/grpc"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/sqlitedb"
+	"github.com/sqlraft/sqlraft/raftnode"
 )
 
 // database implements sqlraftv1.DatabaseServiceServer.
@@ -29,10 +28,7 @@ func (d *database) Execute(ctx context.Context, req *sqlraftv1.ExecuteRequest) (
 			return sqlraftv1.NewDatabaseServiceClient(conn).Execute(fctx, req)
 		})
 	}
-	if err := d.s.checkStatements(ctx, req.GetStatements()); err != nil {
-		return nil, err
-	}
-	applied, err := d.s.node.Write(ctx, &sqlraftv1.RequestRequest{Statements: req.GetStatements(), Transaction: req.GetTransaction()})
+	applied, err := d.s.node.Execute(ctx, req.GetStatements(), req.GetTransaction())
 	if err != nil {
 		return nil, d.s.toStatus(err)
 	}
@@ -62,54 +58,36 @@ func (d *database) Query(ctx context.Context, req *sqlraftv1.QueryRequest) (*sql
 			return sqlraftv1.NewDatabaseServiceClient(conn).Query(fctx, req)
 		})
 	}
-	results, index, err := d.s.read(ctx, level, req)
+	results, index, err := d.s.node.Query(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()},
+		req.GetStatements())
 	if err != nil {
 		return nil, d.s.toStatus(err)
 	}
 	return &sqlraftv1.QueryResponse{Header: d.s.header(index), Results: results}, nil
 }
 
-// Request implements DatabaseService.Request: all reads are a Query at the
-// requested level; anything else goes through the log.
+// Request implements DatabaseService.Request: the node validates the
+// statements once and serves them as a read at the requested level when
+// every one only reads, through the log otherwise; a request this node
+// cannot serve goes to the leader whole.
 func (d *database) Request(ctx context.Context, req *sqlraftv1.RequestRequest) (*sqlraftv1.RequestResponse, error) {
 	if len(req.GetStatements()) == 0 {
 		return nil, invalid("no statements given")
 	}
-	kinds, err := d.s.node.DB().Inspect(ctx, req.GetStatements())
+	level, err := d.s.level(req.GetConsistency(), req.GetFreshness().AsDuration())
 	if err != nil {
-		return nil, d.s.toStatus(err)
+		return nil, err
 	}
-	if allReadOnly(kinds) {
-		q, err := d.Query(ctx, &sqlraftv1.QueryRequest{Statements: req.GetStatements(),
-			Consistency: req.GetConsistency(), Freshness: req.GetFreshness()})
-		if err != nil {
-			return nil, err
-		}
-		resp := &sqlraftv1.RequestResponse{Header: q.GetHeader()}
-		for _, r := range q.GetResults() {
-			resp.Results = append(resp.Results, &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Query{Query: r}})
-		}
-		return resp, nil
-	}
-	if !d.s.node.IsLeader() {
+	applied, err := d.s.node.Request(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()}, req)
+	if errors.Is(err, raftnode.ErrNotLeader) {
 		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.RequestResponse, error) {
 			return sqlraftv1.NewDatabaseServiceClient(conn).Request(fctx, req)
 		})
 	}
-	applied, err := d.s.node.Write(ctx, &sqlraftv1.RequestRequest{Statements: req.GetStatements(), Transaction: req.GetTransaction()})
 	if err != nil {
 		return nil, d.s.toStatus(err)
 	}
 	return &sqlraftv1.RequestResponse{Header: d.s.header(applied.Index), Results: applied.Results}, nil
-}
-
-func allReadOnly(kinds []sqlitedb.Kind) bool {
-	for _, k := range kinds {
-		if k != sqlitedb.ReadOnly {
-			return false
-		}
-	}
-	return true
 }
 
 // QueryStream implements DatabaseService.QueryStream.
@@ -125,26 +103,20 @@ func (d *database) QueryStream(req *sqlraftv1.QueryStreamRequest, stream sqlraft
 	if d.s.mustForward(level) {
 		return d.forwardStream(ctx, req, stream)
 	}
-	index, err := d.s.prepareRead(ctx, level, req.GetFreshness().AsDuration())
-	if err != nil {
-		return d.s.toStatus(err)
-	}
 	batch := int(min(req.GetBatchSize(), maxBatchRows))
 	if batch <= 0 {
 		batch = 500
 	}
 	first := true
-	sctx, clock, stop := d.s.newStreamClock(ctx)
-	defer stop()
-	err = d.s.node.DB().QueryStream(sctx, req.GetStatement(), batch,
-		func(pos sqlitedb.Position, cols, types []string, rows []*sqlraftv1.Row) error {
+	err = d.s.node.Stream(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()}, req.GetStatement(),
+		batch, func(index uint64, cols, types []string, rows []*sqlraftv1.Row) error {
 			msg := &sqlraftv1.QueryStreamResponse{Columns: cols, Types: types, Rows: rows}
 			if first {
-				msg.Header, first = d.s.header(max(index, pos.Index)), false
+				msg.Header, first = d.s.header(index), false
 			}
-			return clock.sending(func() error { return stream.Send(msg) })
+			return stream.Send(msg)
 		})
-	return d.s.toStatus(d.s.queryTimeStatus(sctx, err))
+	return d.s.toStatus(err)
 }
 
 func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStreamRequest, stream sqlraftv1.DatabaseService_QueryStreamServer) error {
@@ -167,54 +139,6 @@ func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStream
 		}
 	})
 	return err
-}
-
-// read runs a Query's statements at level (this node serves it).
-func (s *Server) read(ctx context.Context, level sqlraftv1.ReadConsistency, req *sqlraftv1.QueryRequest) ([]*sqlraftv1.QueryResult, uint64, error) {
-	if level == sqlraftv1.ReadConsistency_READ_CONSISTENCY_STRONG {
-		kinds, err := s.node.DB().Inspect(ctx, req.GetStatements())
-		if err != nil {
-			return nil, 0, err
-		}
-		for i, k := range kinds {
-			if k == sqlitedb.Write {
-				return nil, 0, &sqlitedb.InvalidError{Index: i, Reason: "is not read-only; send writes with Execute or Request"}
-			}
-		}
-		applied, err := s.node.StrongRead(ctx, req)
-		if err != nil {
-			return nil, 0, err
-		}
-		out := make([]*sqlraftv1.QueryResult, len(applied.Results))
-		for i, r := range applied.Results {
-			out[i] = r.GetQuery()
-			if out[i] == nil {
-				out[i] = &sqlraftv1.QueryResult{Error: r.GetExecute().GetError()}
-			}
-		}
-		return out, applied.Index, nil
-	}
-	index, err := s.prepareRead(ctx, level, req.GetFreshness().AsDuration())
-	if err != nil {
-		return nil, 0, err
-	}
-	qctx, cancel := s.withQueryTime(ctx)
-	defer cancel()
-	results, pos, err := s.node.DB().Query(qctx, req.GetStatements())
-	return results, max(index, pos.Index), s.queryTimeStatus(qctx, err)
-}
-
-// prepareRead makes a local read safe at level (NONE, WEAK or
-// LINEARIZABLE) and returns the index it is known to reflect.
-func (s *Server) prepareRead(ctx context.Context, level sqlraftv1.ReadConsistency, freshness time.Duration) (uint64, error) {
-	switch level {
-	case sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE:
-		return 0, s.node.FreshRead(freshness)
-	case sqlraftv1.ReadConsistency_READ_CONSISTENCY_WEAK:
-		return 0, s.node.WeakRead(ctx)
-	default:
-		return s.node.LinearizableRead(ctx)
-	}
 }
 
 // maxBatchRows bounds QueryStream's batch_size, so a stream never holds

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sqlraft/sqlraft/internal/msglimit"
-	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
 
@@ -39,9 +38,12 @@ func (s *Server) toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	var inv *sqlitedb.InvalidError
+	var inv *raftnode.InvalidError
 	var tooLarge *msglimit.TooLargeError
+	var queryTime *raftnode.QueryTimeError
 	switch {
+	case errors.As(err, &queryTime):
+		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.As(err, &inv):
 		st := status.New(codes.InvalidArgument, err.Error())
 		st, _ = st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
@@ -63,11 +65,11 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, raftnode.ErrInvalid):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, sqlitedb.ErrResultTooLarge), errors.Is(err, sqlitedb.ErrTooManyStreams), errors.As(err, &tooLarge):
+	case errors.Is(err, raftnode.ErrResultTooLarge), errors.Is(err, raftnode.ErrTooManyStreams), errors.As(err, &tooLarge):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, sqlitedb.ErrStreamStopped):
+	case errors.Is(err, raftnode.ErrStreamStopped):
 		return status.Error(codes.Unavailable, err.Error())
-	case errors.Is(err, sqlitedb.ErrClosed), errors.Is(err, raftnode.ErrShutdown):
+	case errors.Is(err, raftnode.ErrClosed), errors.Is(err, raftnode.ErrShutdown):
 		return status.Error(codes.Unavailable, "node is shutting down")
 	}
 	return status.Error(codes.Internal, err.Error())

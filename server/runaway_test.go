@@ -16,7 +16,6 @@ import (
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
-	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
@@ -35,8 +34,8 @@ func runawayCluster(t *testing.T) *servertest.Cluster {
 	c := servertest.New(t, 3, servertest.Options{
 		Configure: func(_ int, cfg *raftnode.Config) {
 			cfg.EntryLimits = &sqlitedb.Limits{Steps: 20_000_000, Rows: 100_000, Bytes: 8 << 20}
+			cfg.MaxQueryTime = time.Second
 		},
-		Server: func(_ int, o *server.Options) { o.MaxQueryTime = time.Second },
 	})
 	exec(t, c.Leader(), st("CREATE TABLE t(x)"), st("CREATE TABLE ok(x)"))
 	return c

@@ -30,12 +30,6 @@ type Options struct {
 	// DefaultConsistency is used when a read leaves consistency unspecified
 	// (default LINEARIZABLE).
 	DefaultConsistency sqlraftv1.ReadConsistency
-	// MaxQueryTime bounds how long a read outside the log (NONE, WEAK,
-	// LINEARIZABLE) may run on this node, or the caller's deadline when that
-	// is sooner; SQLite is interrupted when it passes (default 30 s). Reads
-	// through the log (STRONG, and reads in a write request) are bounded by
-	// the entry's step budget instead, which is the same on every replica.
-	MaxQueryTime time.Duration
 	// ForwardDialOptions are added when dialing the leader to forward.
 	ForwardDialOptions []grpc.DialOption
 	Logger             *slog.Logger
@@ -56,9 +50,6 @@ type Server struct {
 func New(node *raftnode.Node, opts Options) *Server {
 	if opts.DefaultConsistency == sqlraftv1.ReadConsistency_READ_CONSISTENCY_UNSPECIFIED {
 		opts.DefaultConsistency = sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE
-	}
-	if opts.MaxQueryTime <= 0 {
-		opts.MaxQueryTime = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -150,16 +141,6 @@ func (s *Server) header(index uint64) *sqlraftv1.ResponseHeader {
 	id, addr := s.node.Leader()
 	return &sqlraftv1.ResponseHeader{NodeId: s.node.ID(), LeaderId: id, LeaderAddress: addr,
 		RaftIndex: index, RaftTerm: s.node.Term()}
-}
-
-// checkStatements rejects an empty or invalid statement list before anything
-// is proposed.
-func (s *Server) checkStatements(ctx context.Context, stmts []*sqlraftv1.Statement) error {
-	if len(stmts) == 0 {
-		return invalid("no statements given")
-	}
-	_, err := s.node.DB().Inspect(ctx, stmts)
-	return s.toStatus(err)
 }
 
 // level resolves a request's consistency.

@@ -54,7 +54,7 @@ func run(ctx context.Context, cfg config) error {
 		ID: cfg.nodeID, DataDir: cfg.dataDir, RaftAddr: cfg.raftAddr, RaftAdvertise: cfg.raftAdvertise,
 		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
-		MaxMessageBytes: cfg.maxMessageBytes, ApplyStallTimeout: cfg.applyStallTimeout,
+		MaxMessageBytes: cfg.maxMessageBytes, ApplyStallTimeout: cfg.applyStallTimeout, MaxQueryTime: cfg.maxQueryTime,
 		HeartbeatTimeout: cfg.raftHeartbeatTimeout, ElectionTimeout: cfg.raftElectionTimeout,
 		LeaderLeaseTimeout: cfg.raftLeaderLeaseTimeout,
 		EntryLimits:        &sqlitedb.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
@@ -65,7 +65,7 @@ func run(ctx context.Context, cfg config) error {
 		lis.Close()
 		return err
 	}
-	srv := server.New(node, server.Options{DefaultConsistency: consistency, MaxQueryTime: cfg.maxQueryTime, Logger: logger})
+	srv := server.New(node, server.Options{DefaultConsistency: consistency, Logger: logger})
 	gs := srv.GRPCServer()
 	go gs.Serve(lis)
 	logger.Info("sqlraftd started", "node", cfg.nodeID, "grpc", cfg.grpcAddr, "raft", cfg.raftAddr, "data", cfg.dataDir,
