@@ -61,7 +61,7 @@ type Config struct {
 	// travel with the entry, so all replicas apply it under the proposer's
 	// limits. Nil takes DefaultEntryLimits (its ResultBytes from the
 	// message limit).
-	EntryLimits *sqlitedb.Limits
+	EntryLimits *Limits
 	// ApplyStallTimeout is how long the FSM may stay behind the commit
 	// index before Ready (and so the node's health) reports false
 	// (default 10 s).
@@ -82,8 +82,12 @@ type Config struct {
 	// Checksum calls in between get the last result and the index it
 	// reflects.
 	ChecksumInterval time.Duration
-	// Snapshot configures the snapshot store (file system, lease idle
-	// timeout, test hooks); its Logger defaults to the node's.
+	// SnapshotLeaseIdleTimeout revokes a snapshot reader's lease (a Raft
+	// install stream, a backup) after this long without a byte read; zero
+	// takes Snapshot.LeaseIdleTimeout, or the store's default (30 s).
+	SnapshotLeaseIdleTimeout time.Duration
+	// Snapshot configures the snapshot store in detail (file system, test
+	// hooks); its Logger defaults to the node's. Daemons leave it zero.
 	Snapshot snapshot.Options
 
 	Logger *slog.Logger
@@ -106,6 +110,10 @@ const (
 // MinRaftTimeout is the least heartbeat, election or lease timeout
 // hashicorp/raft accepts.
 const MinRaftTimeout = 5 * time.Millisecond
+
+// Limits bound the work of one entry: SQLite steps, rows and bytes written,
+// and result bytes (zero fields take the defaults).
+type Limits = sqlitedb.Limits
 
 // DefaultEntryLimits are the limits an entry is proposed with when
 // Config.EntryLimits is nil: about a second of SQLite work on a small

@@ -121,6 +121,9 @@ func (n *Node) open() error {
 
 func (n *Node) openSnapshots() (SnapshotStore, error) {
 	opts := n.cfg.Snapshot
+	if n.cfg.SnapshotLeaseIdleTimeout > 0 {
+		opts.LeaseIdleTimeout = n.cfg.SnapshotLeaseIdleTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = n.logger.With("component", "snapshots")
 	}

@@ -61,7 +61,7 @@ func (n *Node) Status() Status {
 func (n *Node) Term() uint64 { return n.term() }
 
 // Snapshot takes a Raft snapshot now and describes it.
-func (n *Node) Snapshot() (snapshot.Info, error) {
+func (n *Node) Snapshot() (SnapshotInfo, error) {
 	if err := n.raft.Snapshot().Error(); err != nil {
 		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
 			return snapshot.Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -78,8 +78,25 @@ func (n *Node) Snapshot() (snapshot.Info, error) {
 // Snapshots is the node's snapshot store.
 func (n *Node) Snapshots() SnapshotStore { return n.snapshots }
 
+// SnapshotInfo describes one snapshot on disk.
+type SnapshotInfo = snapshot.Info
+
+// SnapshotStats describes the snapshot store: its snapshots, leases and
+// last error.
+type SnapshotStats = snapshot.Stats
+
+// SnapshotKind says whether a snapshot holds the whole database or the WAL
+// frames since its parent.
+type SnapshotKind = snapshot.Kind
+
+// Snapshot kinds.
+const (
+	SnapshotFull        = snapshot.KindFull
+	SnapshotIncremental = snapshot.KindIncremental
+)
+
 // SnapshotStats describes the node's snapshot store for Status.
-func (n *Node) SnapshotStats() snapshot.Stats { return n.snapshots.Stats() }
+func (n *Node) SnapshotStats() SnapshotStats { return n.snapshots.Stats() }
 
 // Applied is the index of the last entry the database holds.
 func (n *Node) Applied() uint64 { return n.fsm.Applied() }

@@ -2,15 +2,15 @@ package server
 
 import (
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/snapshot"
+	"github.com/sqlraft/sqlraft/raftnode"
 )
 
 // snapshotKindProto converts a snapshot kind to the API enum.
-func snapshotKindProto(k snapshot.Kind) sqlraftv1.SnapshotKind {
+func snapshotKindProto(k raftnode.SnapshotKind) sqlraftv1.SnapshotKind {
 	switch k {
-	case snapshot.KindFull:
+	case raftnode.SnapshotFull:
 		return sqlraftv1.SnapshotKind_SNAPSHOT_KIND_FULL
-	case snapshot.KindIncremental:
+	case raftnode.SnapshotIncremental:
 		return sqlraftv1.SnapshotKind_SNAPSHOT_KIND_INCREMENTAL
 	default:
 		return sqlraftv1.SnapshotKind_SNAPSHOT_KIND_UNSPECIFIED
@@ -19,7 +19,7 @@ func snapshotKindProto(k snapshot.Kind) sqlraftv1.SnapshotKind {
 
 // snapshotStatusProto converts a node's snapshot store stats to the API
 // message for ClusterService.Status.
-func snapshotStatusProto(st snapshot.Stats) *sqlraftv1.SnapshotStatus {
+func snapshotStatusProto(st raftnode.SnapshotStats) *sqlraftv1.SnapshotStatus {
 	out := &sqlraftv1.SnapshotStatus{LeasesHeld: uint32(st.LeasesHeld), LeaseWaits: st.LeaseWaits,
 		LastError: st.LastError, LastSnapshotIndex: st.LastSnapshotIndex}
 	for _, in := range st.Snapshots {

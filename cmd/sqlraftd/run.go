@@ -14,10 +14,8 @@ import (
 	"google.golang.org/grpc"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
-	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
-	"github.com/sqlraft/sqlraft/snapshot"
 )
 
 func run(ctx context.Context, cfg config) error {
@@ -56,10 +54,10 @@ func run(ctx context.Context, cfg config) error {
 		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
 		MaxMessageBytes: cfg.maxMessageBytes, ApplyStallTimeout: cfg.applyStallTimeout, MaxQueryTime: cfg.maxQueryTime,
 		HeartbeatTimeout: cfg.raftHeartbeatTimeout, ElectionTimeout: cfg.raftElectionTimeout,
-		LeaderLeaseTimeout: cfg.raftLeaderLeaseTimeout,
-		EntryLimits:        &sqlitedb.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
-		Snapshot:           snapshot.Options{LeaseIdleTimeout: cfg.leaseIdleTimeout},
-		Logger:             logger,
+		LeaderLeaseTimeout:       cfg.raftLeaderLeaseTimeout,
+		EntryLimits:              &raftnode.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
+		SnapshotLeaseIdleTimeout: cfg.leaseIdleTimeout,
+		Logger:                   logger,
 	})
 	if err != nil {
 		lis.Close()
