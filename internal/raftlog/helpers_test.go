@@ -3,8 +3,6 @@ package raftlog
 import (
 	"bytes"
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,31 +12,11 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/types"
+	"github.com/sqlraft/sqlraft/internal/testdir"
 )
 
-// tempDir is t.TempDir without os.RemoveAll, which fails under wine (where
-// scripts/test-windows.sh runs these tests): cleanup removes what it can,
-// deepest first, and ignores errors.
-func tempDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "raftlogtest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var paths []string
-		filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-			if err == nil {
-				paths = append(paths, p)
-			}
-			return nil
-		})
-		for i := len(paths) - 1; i >= 0; i-- {
-			os.Remove(paths[i])
-		}
-	})
-	return dir
-}
+// tempDir is a temporary directory that cleanup can remove under wine.
+func tempDir(t testing.TB) string { return testdir.New(t, "raftlogtest") }
 
 // logBuffer collects what a store logs; raft-wal logs from its own
 // goroutine, which may outlive the test, so it never calls t.Log itself.

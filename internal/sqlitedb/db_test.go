@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +13,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testdir"
 )
 
 func openTest(t *testing.T) *DB {
@@ -292,29 +291,8 @@ func TestReplaceDoesNotWaitForAStalledStream(t *testing.T) {
 	}
 }
 
-// tempDir is t.TempDir without os.RemoveAll, which fails under wine (where
-// scripts/test-windows.sh runs these tests): cleanup removes what it can,
-// deepest first, and ignores errors.
-func tempDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "sqlitedbtest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		var paths []string
-		filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-			if err == nil {
-				paths = append(paths, p)
-			}
-			return nil
-		})
-		for i := len(paths) - 1; i >= 0; i-- {
-			os.Remove(paths[i])
-		}
-	})
-	return dir
-}
+// tempDir is a temporary directory that cleanup can remove under wine.
+func tempDir(t testing.TB) string { return testdir.New(t, "sqlitedbtest") }
 
 // vacuumInto writes a consistent copy of db to dst (which must not exist)
 // with VACUUM INTO, on a connection of its own (read connections are
