@@ -106,6 +106,11 @@ func (n *Node) query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) 
 // statement only reads, otherwise through the log (leader only).
 func (n *Node) Request(ctx context.Context, r Read, req *sqlraftv1.RequestRequest) (*Applied, error) {
 	stmts := req.GetStatements()
+	if r.needsLeader() && !n.IsLeader() {
+		// Reads at this level and writes alike need the leader: forward
+		// before validating, so the request is validated once, there.
+		return nil, n.notLeader()
+	}
 	kinds, err := n.db.Inspect(ctx, stmts)
 	if err != nil {
 		return nil, err
@@ -114,10 +119,8 @@ func (n *Node) Request(ctx context.Context, r Read, req *sqlraftv1.RequestReques
 	for _, k := range kinds {
 		readOnly = readOnly && k == sqlitedb.ReadOnly
 	}
-	if !readOnly || r.needsLeader() {
-		if !n.IsLeader() {
-			return nil, n.notLeader()
-		}
+	if !readOnly && !n.IsLeader() { // a NONE-level request that writes
+		return nil, n.notLeader()
 	}
 	if !readOnly {
 		return n.Write(ctx, &sqlraftv1.RequestRequest{Statements: stmts, Transaction: req.GetTransaction()})
