@@ -153,6 +153,7 @@ func (n *Node) WeakRead(ctx context.Context) error { return n.checkLeaderReady(c
 // ctx) until it has applied everything its predecessors committed.
 func (n *Node) checkLeaderReady(ctx context.Context) error {
 	for {
+		changed := n.Changed()
 		if n.raft.State() != raft.Leader {
 			return n.notLeader()
 		}
@@ -165,7 +166,7 @@ func (n *Node) checkLeaderReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-changed:
 		}
 	}
 }

@@ -30,10 +30,6 @@ type Config struct {
 	RaftAdvertise string
 	// GRPCAdvertise is the client API address other nodes forward to.
 	GRPCAdvertise string
-	// Bootstrap makes a node with no Raft state form a new cluster with
-	// BootstrapServers (or itself alone when empty). Ignored when state exists.
-	Bootstrap        bool
-	BootstrapServers []raft.Server
 
 	// SnapshotThreshold is the number of log entries between snapshots.
 	SnapshotThreshold uint64

@@ -53,12 +53,15 @@ type FSM struct {
 	notify           chan struct{} // closed and replaced whenever applied advances
 	mu               sync.Mutex    // guards notify and nodes
 	nodes            map[string]string
+	// changes fires when the node table or the Raft configuration changes
+	// (and, through Node, on leadership changes): see Node.Changed.
+	changes *signal
 }
 
 // NewFSM returns the FSM of node id over db, positioned at the index db
 // records, that takes and installs snapshots through store.
 func NewFSM(id string, db *sqlitedb.DB, store SnapshotStore, logger *slog.Logger) (*FSM, error) {
-	f := &FSM{id: id, db: db, store: store, logger: logger, notify: make(chan struct{})}
+	f := &FSM{id: id, db: db, store: store, logger: logger, notify: make(chan struct{}), changes: newSignal()}
 	if err := f.reload(); err != nil {
 		return nil, err
 	}
@@ -79,6 +82,7 @@ func (f *FSM) reload() error {
 	f.nodes = nodes
 	f.mu.Unlock()
 	f.setApplied(pos.Index)
+	f.changes.notify()
 	return nil
 }
 
@@ -168,8 +172,10 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 		return nil, err
 	}
 	var nodeChanges []func(map[string]string)
+	configChanged := false
 	for i, l := range logs {
 		if l.Index <= f.Applied() || l.Type != raft.LogCommand {
+			configChanged = configChanged || l.Type == raft.LogConfiguration
 			out[i] = &Result{}
 			continue
 		}
@@ -213,6 +219,9 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 		f.mu.Unlock()
 	}
 	f.setApplied(last.Index)
+	if len(nodeChanges) > 0 || configChanged {
+		f.changes.notify()
+	}
 	return out, nil
 }
 

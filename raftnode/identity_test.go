@@ -81,10 +81,13 @@ func TestStoredIDRejectsBadIDs(t *testing.T) {
 // starts one with another ID on the same directory.
 func TestNewRefusesAnotherNodesDataDir(t *testing.T) {
 	dir := t.TempDir()
-	cfg := raftnode.Config{ID: "first", DataDir: dir, RaftAddr: "127.0.0.1:0", Bootstrap: true,
+	cfg := raftnode.Config{ID: "first", DataDir: dir, RaftAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler)}
 	n, err := raftnode.New(cfg)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.BootstrapVoters([]raftnode.Member{n.Local()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Close(); err != nil {

@@ -180,3 +180,9 @@ func (n *Node) BootstrapVoters(voters []Member) error {
 	}
 	return nil
 }
+
+// Local describes this node as it advertises itself: its ID, Raft address
+// and client address (Voter and Leader are not set: see Self).
+func (n *Node) Local() Member {
+	return Member{ID: n.cfg.ID, RaftAddress: n.cfg.RaftAdvertise, GRPCAddress: n.cfg.GRPCAdvertise}
+}

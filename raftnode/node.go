@@ -62,9 +62,9 @@ type Node struct {
 	wg          sync.WaitGroup
 }
 
-// New opens (or creates) the node's state under cfg.DataDir, starts its Raft
-// gRPC server on cfg.RaftAddr and, when asked and no state exists,
-// bootstraps a cluster.
+// New opens (or creates) the node's state under cfg.DataDir and starts its
+// Raft gRPC server on cfg.RaftAddr. A node with no Raft state waits to be
+// bootstrapped (BootstrapVoters) or added to a cluster (Join on the leader).
 func New(cfg Config) (*Node, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (n *Node) open() error {
 	}
 	n.reads = newReadIndex(n.raft)
 	n.observe()
-	return n.bootstrap()
+	return nil
 }
 
 func (n *Node) openSnapshots() (SnapshotStore, error) {
@@ -177,26 +177,6 @@ func (n *Node) startTransport() error {
 	n.transport.Register(n.server)
 	go n.server.Serve(lis)
 	return nil
-}
-
-func (n *Node) bootstrap() error {
-	if !n.cfg.Bootstrap {
-		return nil
-	}
-	has, err := raft.HasExistingState(n.logStore, n.logStore, n.snapshots)
-	if err != nil || has {
-		return err
-	}
-	servers := n.cfg.BootstrapServers
-	if len(servers) == 0 {
-		servers = []raft.Server{{ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.cfg.RaftAdvertise)}}
-	}
-	n.logger.Info("bootstrapping a new cluster", "servers", len(servers))
-	err = n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
-	if errors.Is(err, raft.ErrCantBootstrap) {
-		return nil
-	}
-	return err
 }
 
 // ID is the node's Raft server ID.

@@ -97,7 +97,8 @@ func forward[T any](s *Server, ctx context.Context, call func(context.Context, *
 	}
 	fctx, cancel := context.WithCancelCause(metadata.AppendToOutgoingContext(ctx, metadataForwarded, s.node.ID()))
 	defer cancel(nil)
-	go s.watchLeader(fctx, id, cancel)
+	stop := context.AfterFunc(s.leaders.follow(id), func() { cancel(errLeaderChanged) })
+	defer stop()
 	resp, err := call(fctx, conn)
 	if err != nil && errors.Is(context.Cause(fctx), errLeaderChanged) && ctx.Err() == nil {
 		return zero, withInfo(codes.Unavailable, fmt.Sprintf("leader %s stopped leading while the request was forwarded to it; "+
@@ -106,19 +107,66 @@ func forward[T any](s *Server, ctx context.Context, call func(context.Context, *
 	return resp, err
 }
 
-// watchLeader cancels ctx when this node stops seeing id as the leader.
-func (s *Server) watchLeader(ctx context.Context, id string, cancel context.CancelCauseFunc) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
+// leaderWatch hands out, for the leader this node currently sees, a context
+// that is cancelled (cause errLeaderChanged) as soon as it sees another
+// leader or none: one context per leadership, shared by every call
+// forwarded to it, so a forwarded call costs no goroutine of its own.
+type leaderWatch struct {
+	node   *raftnode.Node
+	mu     sync.Mutex
+	id     string // the leader ctx belongs to
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+func newLeaderWatch(node *raftnode.Node) *leaderWatch {
+	w := &leaderWatch{node: node}
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+	return w
+}
+
+// update moves to the leader the node sees now, cancelling the previous
+// leadership's context if that changed.
+func (w *leaderWatch) update() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.updateLocked()
+}
+
+func (w *leaderWatch) updateLocked() {
+	id, _ := w.node.Leader()
+	if id == w.id {
+		return
+	}
+	w.cancel(errLeaderChanged)
+	w.id = id
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+}
+
+// follow returns the context of id's leadership; it is already cancelled
+// when this node no longer sees id as the leader.
+func (w *leaderWatch) follow(id string) context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.updateLocked()
+	if w.id != id {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(errLeaderChanged)
+		return ctx
+	}
+	return w.ctx
+}
+
+// watchLeaders keeps s.leaders current: it wakes on every change of the
+// node's view and updates the leadership contexts.
+func (s *Server) watchLeaders() {
 	for {
+		changed := s.node.Changed()
+		s.leaders.update()
 		select {
-		case <-ctx.Done():
+		case <-s.stop:
 			return
-		case <-t.C:
-			if now, _ := s.node.Leader(); now != id {
-				cancel(errLeaderChanged)
-				return
-			}
+		case <-changed:
 		}
 	}
 }
@@ -134,16 +182,20 @@ func first(md metadata.MD, key string) string {
 // publishes its address through the log right after its election, so a
 // follower that knows the leader but not yet its address waits briefly.
 func (s *Server) leaderAddress(ctx context.Context) (id, addr string) {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.NewTimer(3 * time.Second)
+	defer deadline.Stop()
 	for {
+		changed := s.node.Changed()
 		id, addr = s.node.Leader()
-		if id == "" || addr != "" || time.Now().After(deadline) {
+		if id == "" || addr != "" {
 			return id, addr
 		}
 		select {
 		case <-ctx.Done():
 			return id, addr
-		case <-time.After(20 * time.Millisecond):
+		case <-deadline.C:
+			return id, addr
+		case <-changed:
 		}
 	}
 }

@@ -38,12 +38,13 @@ type Options struct {
 // Server serves DatabaseService, ClusterService, health and reflection for
 // one node.
 type Server struct {
-	node   *raftnode.Node
-	opts   Options
-	fwd    *forwarder
-	health *health.Server
-	logger *slog.Logger
-	stop   chan struct{}
+	node    *raftnode.Node
+	opts    Options
+	fwd     *forwarder
+	leaders *leaderWatch
+	health  *health.Server
+	logger  *slog.Logger
+	stop    chan struct{}
 }
 
 // New returns a Server for node.
@@ -55,7 +56,7 @@ func New(node *raftnode.Node, opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	fwdOpts := append(node.MessageLimit().ForwardDialOptions(), opts.ForwardDialOptions...)
-	return &Server{node: node, opts: opts, fwd: newForwarder(fwdOpts),
+	return &Server{node: node, opts: opts, fwd: newForwarder(fwdOpts), leaders: newLeaderWatch(node),
 		health: health.NewServer(), logger: opts.Logger, stop: make(chan struct{})}
 }
 
@@ -81,7 +82,7 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	healthpb.RegisterHealthServer(gs, s.health)
 	reflection.Register(gs)
 	go s.trackHealth()
-	go s.publishAddress()
+	go s.watchLeaders()
 	return gs
 }
 
@@ -103,10 +104,11 @@ func slogAdapter(l *slog.Logger) logging.Logger {
 
 // trackHealth keeps grpc.health.v1 current: "" is SERVING once the node
 // knows a leader and has caught up; LeaderHealthService only on the leader.
+// It re-checks whenever the node's view changes, and every healthRecheck
+// besides: catching up (the apply lag) moves without a change signal.
 func (s *Server) trackHealth() {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
 	for {
+		changed := s.node.Changed()
 		ready, leader := healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_NOT_SERVING
 		if s.node.Ready() {
 			ready = healthpb.HealthCheckResponse_SERVING
@@ -119,13 +121,19 @@ func (s *Server) trackHealth() {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
+		case <-changed:
+		case <-time.After(healthRecheck):
 		}
 	}
 }
 
-// Shutdown marks every health service NOT_SERVING for good and closes the
-// connections used for forwarding. Call it before stopping the grpc.Server.
+// healthRecheck is how often health is re-evaluated without a change: the
+// time an apply stall or a caught-up follower takes to show in probes.
+const healthRecheck = 500 * time.Millisecond
+
+// Shutdown marks every health service NOT_SERVING for good and stops the
+// server's background work. Calls in flight go on (forwarded ones too):
+// call it before stopping the grpc.Server, and Close after.
 func (s *Server) Shutdown() {
 	select {
 	case <-s.stop:
@@ -133,6 +141,12 @@ func (s *Server) Shutdown() {
 		close(s.stop)
 	}
 	s.health.Shutdown()
+}
+
+// Close closes the connections used for forwarding. Call it once the
+// grpc.Server has stopped.
+func (s *Server) Close() {
+	s.Shutdown()
 	s.fwd.close()
 }
 

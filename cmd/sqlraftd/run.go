@@ -4,128 +4,81 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
-
-	"google.golang.org/grpc"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
+	"github.com/sqlraft/sqlraft/server/embed"
 )
 
+// run turns the flags into an embed.Config, starts the node and stops it
+// gracefully on SIGINT or SIGTERM (or when ctx ends). Everything between
+// is embed's: sqlraftd wires nothing itself.
 func run(ctx context.Context, cfg config) error {
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	logger, err := newLogger(cfg.logLevel)
+	ecfg, err := cfg.embedConfig()
 	if err != nil {
-		return err
-	}
-	consistency, err := parseConsistency(cfg.readConsistency)
-	if err != nil {
-		return err
-	}
-	if cfg.nodeID, err = resolveNodeID(cfg, logger); err != nil {
-		return err
-	}
-	if cfg.grpcAdvertise, err = advertiseAddr(thisMachine, "grpc-addr", cfg.grpcAddr, cfg.grpcAdvertise); err != nil {
-		return err
-	}
-	if cfg.raftAdvertise, err = advertiseAddr(thisMachine, "raft-addr", cfg.raftAddr, cfg.raftAdvertise); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	lis, err := net.Listen("tcp", cfg.grpcAddr)
+	node, err := embed.Start(ecfg)
 	if err != nil {
-		return fmt.Errorf("listen on --grpc-addr: %w", err)
-	}
-	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
 		return err
-	}
-	node, err := raftnode.New(raftnode.Config{
-		ID: cfg.nodeID, DataDir: cfg.dataDir, RaftAddr: cfg.raftAddr, RaftAdvertise: cfg.raftAdvertise,
-		GRPCAdvertise: cfg.grpcAdvertise, Bootstrap: len(cfg.join) == 0 && cfg.bootstrapExpect == 0 && cfg.discoverDNS == "" && !cfg.nonVoter,
-		SnapshotThreshold: cfg.snapshotThreshold, SnapshotInterval: cfg.snapshotInterval, TrailingLogs: cfg.trailingLogs,
-		MaxMessageBytes: cfg.maxMessageBytes, ApplyStallTimeout: cfg.applyStallTimeout, MaxQueryTime: cfg.maxQueryTime,
-		HeartbeatTimeout: cfg.raftHeartbeatTimeout, ElectionTimeout: cfg.raftElectionTimeout,
-		LeaderLeaseTimeout:       cfg.raftLeaderLeaseTimeout,
-		EntryLimits:              &raftnode.Limits{Steps: cfg.maxWriteSteps, Rows: cfg.maxWriteRows, Bytes: cfg.maxWriteBytes},
-		SnapshotLeaseIdleTimeout: cfg.leaseIdleTimeout,
-		Logger:                   logger,
-	})
-	if err != nil {
-		lis.Close()
-		return err
-	}
-	srv := server.New(node, server.Options{DefaultConsistency: consistency, Logger: logger})
-	gs := srv.GRPCServer()
-	go gs.Serve(lis)
-	logger.Info("sqlraftd started", "node", cfg.nodeID, "grpc", cfg.grpcAddr, "raft", cfg.raftAddr, "data", cfg.dataDir,
-		"grpc_advertise", cfg.grpcAdvertise, "raft_advertise", cfg.raftAdvertise)
-	if err := formCluster(ctx, cfg, node, logger); err != nil && ctx.Err() == nil {
-		logger.Error("could not join or form the cluster", "err", err)
 	}
 	<-ctx.Done()
-	return shutdown(cfg, node, srv, gs, logger)
+	return node.Stop()
 }
 
-// shutdown stops taking requests, lets in-flight ones finish (bounded),
-// hands leadership on, and closes Raft and SQLite. It never removes the node
-// from the cluster configuration.
-func shutdown(cfg config, node *raftnode.Node, srv *server.Server, gs *grpc.Server, logger *slog.Logger) error {
-	logger.Info("shutting down")
-	srv.Shutdown() // health: NOT_SERVING
-	if node.IsLeader() {
-		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := node.TransferLeadership(tctx, ""); err != nil {
-			logger.Warn("leadership transfer before shutdown failed", "err", err)
-		}
-		cancel()
+// embedConfig checks the flags and builds the node's configuration from
+// them.
+func (c config) embedConfig() (embed.Config, error) {
+	if err := c.validate(); err != nil {
+		return embed.Config{}, err
 	}
-	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(cfg.shutdownTimeout):
-		logger.Warn("in-flight requests did not finish in time; stopping")
-		gs.Stop()
+	logger, err := newLogger(c.logLevel)
+	if err != nil {
+		return embed.Config{}, err
 	}
-	err := node.Close()
-	logger.Info("stopped", "err", err)
-	return err
-}
-
-// joinCluster asks each member in turn to add this node (the request is
-// forwarded to the leader), until one accepts or ctx ends.
-func joinCluster(ctx context.Context, cfg config, node *raftnode.Node, addrs []string, logger *slog.Logger) error {
-	req := &sqlraftv1.JoinRequest{Id: cfg.nodeID, RaftAddress: cfg.raftAdvertise, GrpcAddress: cfg.grpcAdvertise, NonVoter: cfg.nonVoter}
-	for attempt := 0; ; attempt++ {
-		for _, addr := range addrs {
-			if addr == cfg.grpcAdvertise || addr == cfg.grpcAddr {
-				continue
-			}
-			if err := callJoin(ctx, addr, req); err != nil {
-				logger.Debug("join attempt failed", "via", addr, "err", err)
-				continue
-			}
-			logger.Info("joined the cluster", "via", addr)
-			return nil
-		}
-		if attempt%10 == 9 {
-			logger.Warn("still trying to join", "members", strings.Join(addrs, ","))
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+	consistency, err := parseConsistency(c.readConsistency)
+	if err != nil {
+		return embed.Config{}, err
 	}
+	grpcAdvertise, err := advertiseAddr(thisMachine, "grpc-addr", c.grpcAddr, c.grpcAdvertise)
+	if err != nil {
+		return embed.Config{}, err
+	}
+	raftAdvertise, err := advertiseAddr(thisMachine, "raft-addr", c.raftAddr, c.raftAdvertise)
+	if err != nil {
+		return embed.Config{}, err
+	}
+	ecfg := embed.Config{
+		Node: raftnode.Config{
+			DataDir: c.dataDir, RaftAddr: c.raftAddr, RaftAdvertise: raftAdvertise, GRPCAdvertise: grpcAdvertise,
+			SnapshotThreshold: c.snapshotThreshold, SnapshotInterval: c.snapshotInterval, TrailingLogs: c.trailingLogs,
+			MaxMessageBytes: c.maxMessageBytes, ApplyStallTimeout: c.applyStallTimeout, MaxQueryTime: c.maxQueryTime,
+			HeartbeatTimeout: c.raftHeartbeatTimeout, ElectionTimeout: c.raftElectionTimeout,
+			LeaderLeaseTimeout:       c.raftLeaderLeaseTimeout,
+			EntryLimits:              &raftnode.Limits{Steps: c.maxWriteSteps, Rows: c.maxWriteRows, Bytes: c.maxWriteBytes},
+			SnapshotLeaseIdleTimeout: c.leaseIdleTimeout,
+		},
+		DefaultID:       c.nodeID,
+		GRPCAddr:        c.grpcAddr,
+		Server:          server.Options{DefaultConsistency: consistency},
+		Join:            c.join,
+		BootstrapExpect: c.bootstrapExpect,
+		DiscoverDNS:     c.discoverDNS,
+		NonVoter:        c.nonVoter,
+		ShutdownTimeout: c.shutdownTimeout,
+		Logger:          logger,
+	}
+	if c.nodeIDGiven {
+		ecfg.Node.ID = c.nodeID // insisted on: a data directory recording another is refused
+	}
+	return ecfg, nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {

@@ -2,9 +2,7 @@ package discovery
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -52,44 +50,4 @@ func (g GRPCProber) Probe(ctx context.Context, addr string) (Peer, error) {
 		GRPCAddr: st.GetGrpcAddress(),
 		Member:   st.GetHeader().GetLeaderId() != "" || st.GetLastLogIndex() > 0,
 	}, nil
-}
-
-// Join asks each address in turn, round after round, to add self to the
-// cluster (ClusterService.Join, which followers forward to the leader) until
-// one succeeds or ctx ends. interval is the pause between rounds (default 1s).
-func (g GRPCProber) Join(ctx context.Context, addrs []string, self Peer, nonVoter bool, interval time.Duration) error {
-	if len(addrs) == 0 {
-		return fmt.Errorf("%w: no address to join", ErrConfig)
-	}
-	if interval <= 0 {
-		interval = time.Second
-	}
-	req := &sqlraftv1.JoinRequest{Id: self.ID, RaftAddress: self.RaftAddr, GrpcAddress: self.GRPCAddr, NonVoter: nonVoter}
-	var last error
-	for {
-		for _, addr := range addrs {
-			if last = g.joinOne(ctx, addr, req); last == nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(ctx.Err(), last)
-		case <-time.After(interval):
-		}
-	}
-}
-
-func (g GRPCProber) joinOne(ctx context.Context, addr string, req *sqlraftv1.JoinRequest) error {
-	cc, err := g.dial(addr)
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := sqlraftv1.NewClusterServiceClient(cc).Join(cctx, req); err != nil {
-		return fmt.Errorf("discovery: join via %s: %w", addr, err)
-	}
-	return nil
 }

@@ -1,7 +1,8 @@
 // Package servertest runs real sqlraft clusters inside a test process: each
-// node has its own data directory, a Raft gRPC server and a client gRPC
-// server on 127.0.0.1 ports, and tests talk to it with the generated
-// clients, exactly as a user would.
+// node is started by server/embed, as sqlraftd starts one, with its own data
+// directory, a Raft gRPC server and a client gRPC server on 127.0.0.1
+// ports, and tests talk to it with the generated clients, exactly as a user
+// would.
 //
 // New, Restart and Leader return only once the running nodes agree on a
 // ready leader, so a test starts from a cluster a client could use. A test
@@ -21,13 +22,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
+	"github.com/sqlraft/sqlraft/server/embed"
 )
 
 // Options tune a test cluster.
@@ -58,11 +59,13 @@ type Node struct {
 	// node's first start serves on them.
 	firstRaft, firstGRPC net.Listener
 	raftLis              *severableListener
-	Raft                 *raftnode.Node
-	Server               *server.Server
-	gs                   *grpc.Server
-	conn                 *grpc.ClientConn
-	running              bool
+	// Embedded is the running node as server/embed built it; Raft and
+	// Server are its parts.
+	Embedded *embed.Node
+	Raft     *raftnode.Node
+	Server   *server.Server
+	conn     *grpc.ClientConn
+	running  bool
 }
 
 // DB returns a DatabaseService client for the node.
@@ -109,7 +112,7 @@ func New(t testing.TB, size int, opts Options) *Cluster {
 	c := &Cluster{T: t, opts: opts}
 	base := t.TempDir()
 	t.Cleanup(c.Close) // before the directories go (cleanups run last first); also when a start fails
-	var servers []raft.Server
+	var voters []raftnode.Member
 	for i := 0; i < size; i++ {
 		n := &Node{ID: fmt.Sprintf("node%d", i), Dir: filepath.Join(base, fmt.Sprintf("node%d", i))}
 		// The first start serves on these very listeners: a port found free
@@ -118,10 +121,10 @@ func New(t testing.TB, size int, opts Options) *Cluster {
 		n.firstRaft, n.firstGRPC = listenFree(t), listenFree(t)
 		n.RaftAddr, n.GRPCAddr = n.firstRaft.Addr().String(), n.firstGRPC.Addr().String()
 		c.Nodes = append(c.Nodes, n)
-		servers = append(servers, raft.Server{ID: raft.ServerID(n.ID), Address: raft.ServerAddress(n.RaftAddr)})
+		voters = append(voters, raftnode.Member{ID: n.ID, RaftAddress: n.RaftAddr, Voter: true})
 	}
 	for i := range c.Nodes {
-		c.start(i, servers)
+		c.start(i, voters)
 	}
 	c.Leader()
 	c.Eventually(LeaderTimeout, c.addressesKnown)
@@ -163,45 +166,42 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-func (c *Cluster) start(i int, bootstrap []raft.Server) {
+// start starts node i through embed, as sqlraftd would; voters, on a first
+// start, is the cluster every node bootstraps with.
+func (c *Cluster) start(i int, voters []raftnode.Member) {
 	t, n := c.T, c.Nodes[i]
-	cfg := raftnode.Config{
-		ID: n.ID, DataDir: n.Dir, RaftAddr: n.RaftAddr, GRPCAdvertise: n.GRPCAddr,
-		Bootstrap: bootstrap != nil && i == 0, BootstrapServers: bootstrap,
+	logger := Logger().With("test-node", n.ID)
+	cfg := embed.Config{
+		Node: raftnode.Config{ID: n.ID, DataDir: n.Dir, GRPCAdvertise: n.GRPCAddr, Logger: logger},
 		// The Raft timeouts are the daemon's defaults, which do not flap on
 		// a loaded machine (raftnode/DESIGN.md, "Timeouts on a busy
 		// machine"); a test that needs a faster failover sets its own.
-		Logger: Logger().With("test-node", n.ID),
+		InitialVoters:   voters,
+		RetryInterval:   200 * time.Millisecond,
+		ShutdownTimeout: 5 * time.Second,
+		Logger:          logger,
 	}
 	if c.opts.Configure != nil {
-		c.opts.Configure(i, &cfg)
+		c.opts.Configure(i, &cfg.Node)
 	}
-	var rn *raftnode.Node
+	if c.opts.Server != nil {
+		c.opts.Server(i, &cfg.Server)
+	}
 	raftLis, grpcLis, err := n.listeners()
-	if err == nil {
-		cfg.RaftListener = raftLis
-		rn, err = raftnode.New(cfg)
-	}
 	if err != nil {
-		if raftLis != nil {
-			raftLis.Close()
-			grpcLis.Close()
-		}
 		t.Fatalf("start %s: %v", n.ID, err)
 	}
-	sopts := server.Options{Logger: cfg.Logger}
-	if c.opts.Server != nil {
-		c.opts.Server(i, &sopts)
+	cfg.Node.RaftListener, cfg.GRPCListener = raftLis, grpcLis
+	en, err := embed.Start(cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", n.ID, err)
 	}
-	srv := server.New(rn, sopts)
-	gs := srv.GRPCServer()
-	go gs.Serve(grpcLis)
 	conn, err := grpc.NewClient(n.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.mu.Lock()
-	n.Raft, n.Server, n.gs, n.conn, n.raftLis, n.running = rn, srv, gs, conn, raftLis, true
+	n.Embedded, n.Raft, n.Server, n.conn, n.raftLis, n.running = en, en.Raft(), en.Server(), conn, raftLis, true
 	n.mu.Unlock()
 }
 
@@ -250,11 +250,26 @@ func (c *Cluster) Stop(i int) {
 	}
 	n.running = false
 	n.raftLis.sever()
-	n.Server.Shutdown()
-	n.gs.Stop()
 	n.conn.Close()
-	if err := n.Raft.Close(); err != nil {
+	if err := n.Embedded.Close(); err != nil {
 		c.T.Logf("close %s: %v", n.ID, err)
+	}
+}
+
+// Shutdown stops node i the way sqlraftd does on SIGTERM (embed.Node.Stop):
+// health NOT_SERVING, leadership handed on, in-flight calls finished, no
+// membership change.
+func (c *Cluster) Shutdown(i int) {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.running {
+		return
+	}
+	n.running = false
+	n.conn.Close()
+	if err := n.Embedded.Stop(); err != nil {
+		c.T.Errorf("stop %s: %v", n.ID, err)
 	}
 }
 
