@@ -12,7 +12,6 @@ import (
 
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
-	"github.com/sqlraft/sqlraft/server/servertest"
 	"github.com/sqlraft/sqlraft/snapshot"
 )
 
@@ -24,15 +23,15 @@ import (
 // does.
 func TestBackupLeavesNothingInDataDir(t *testing.T) {
 	strict := snapshot.NewStrictFS()
-	c := servertest.New(t, 1, servertest.Options{Configure: func(_ int, cfg *raftnode.Config) {
+	c := newCluster(t, 1, func(_ int, cfg *raftnode.Config) {
 		cfg.Snapshot = snapshot.Options{FS: strict}
-	}})
-	n := c.Leader()
-	execute(t, n, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
+	})
+	n := c.leader()
+	execute(t, c, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)")
 	for i := 0; i < 5; i++ {
-		execute(t, n, "INSERT INTO t(v) SELECT randomblob(1000) FROM (WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM k WHERE i < 100) SELECT i FROM k)")
+		execute(t, c, "INSERT INTO t(v) SELECT randomblob(1000) FROM (WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM k WHERE i < 100) SELECT i FROM k)")
 	}
-	sum := c.WaitConverged(30 * time.Second)
+	sum := c.waitConverged(30 * time.Second)
 	out := filepath.Join(t.TempDir(), "backup.db")
 	for i, fail := range []bool{false, true, false} {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/raftnode"
-	"github.com/sqlraft/sqlraft/server/servertest"
 	"github.com/sqlraft/sqlraft/snapshot"
 )
 
@@ -25,37 +23,6 @@ const (
 	installUpdates  = 2000
 )
 
-// execute runs sql through n (retrying while no leader is known) and fails
-// the test on any error.
-func execute(t *testing.T, n *servertest.Node, sql ...string) {
-	t.Helper()
-	if err := tryExecute(t, n, servertest.NotIdempotent, sql...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// tryExecute runs sql through n, retrying as servertest.Retry does for
-// repeat, and returns the error of the request or of its first failed
-// statement.
-func tryExecute(t testing.TB, n *servertest.Node, repeat servertest.Repeat, sql ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), servertest.RetryTimeout)
-	defer cancel()
-	var resp *sqlraftv1.ExecuteResponse
-	err := servertest.Retry(t, ctx, repeat, func(ctx context.Context) (err error) {
-		resp, err = n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts(sql...)})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("via %s: %w", n.ID, err)
-	}
-	for _, r := range resp.GetResults() {
-		if r.GetError() != "" {
-			return fmt.Errorf("via %s: %s", n.ID, r.GetError())
-		}
-	}
-	return nil
-}
-
 // TestPausedFollowerInstallSizedLikeTheDatabase is issue #7's black-box
 // finding, measured: three nodes on real gRPC, a ~3 MB database, one
 // follower stopped while thousands of small updates rewrite the same rows
@@ -66,44 +33,44 @@ func tryExecute(t testing.TB, n *servertest.Node, repeat servertest.Repeat, sql 
 func TestPausedFollowerInstallSizedLikeTheDatabase(t *testing.T) {
 	const lag = 2
 	var received atomic.Int64
-	c := servertest.New(t, 3, servertest.Options{Configure: func(i int, cfg *raftnode.Config) {
+	c := newCluster(t, 3, func(i int, cfg *raftnode.Config) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 200, 50, 100*time.Millisecond
 		cfg.Snapshot = snapshot.Options{FS: snapshot.NewStrictFS()}
 		if i == lag {
 			cfg.Snapshot.OnReceive = func(n int) { received.Add(int64(n)) }
 		}
-	}})
-	if c.Leader() == c.Nodes[lag] {
-		if err := c.Nodes[lag].Raft.TransferLeadership(context.Background(), c.Nodes[0].ID); err != nil {
+	})
+	if c.leader() == c.nodes[lag] {
+		if err := c.nodes[lag].Raft.TransferLeadership(context.Background(), c.nodes[0].ID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	leader := c.Leader()
-	execute(t, leader, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
+	leader := c.leader()
+	execute(t, c, "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
 	for i := 0; i < installRows; i += 100 {
-		execute(t, leader, fmt.Sprintf(`INSERT INTO t(id, n, v) SELECT %d + i, 0, randomblob(%d)
+		execute(t, c, fmt.Sprintf(`INSERT INTO t(id, n, v) SELECT %d + i, 0, randomblob(%d)
 			FROM (WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM s WHERE i < 99) SELECT i FROM s)`,
 			i, installRowBytes))
 	}
-	c.WaitConverged(30 * time.Second)
-	lagIndex := c.Nodes[lag].Raft.Status().AppliedIndex
-	c.Stop(lag)
-	updateSameRows(t, leader, installUpdates)
-	c.Eventually(30*time.Second, func() error {
+	c.waitConverged(30 * time.Second)
+	lagIndex := c.nodes[lag].Raft.Status().AppliedIndex
+	c.stop(lag)
+	updateSameRows(t, c, installUpdates)
+	c.eventually(30*time.Second, func() error {
 		if first := leader.Raft.Status().FirstLogIndex; first <= lagIndex+1 {
-			execute(t, leader, "UPDATE t SET n = n + 1 WHERE id = 1")
+			execute(t, c, "UPDATE t SET n = n + 1 WHERE id = 1")
 			return fmt.Errorf("leader's log still starts at %d, follower is at %d", first, lagIndex)
 		}
 		return nil
 	})
-	c.Restart(lag)
-	c.Eventually(60*time.Second, func() error {
-		if c.Nodes[lag].Raft.FSM().Restores() == 0 {
+	c.restart(lag)
+	c.eventually(60*time.Second, func() error {
+		if c.nodes[lag].Raft.FSM().Restores() == 0 {
 			return fmt.Errorf("follower has not installed a snapshot yet")
 		}
 		return nil
 	})
-	fi, err := os.Stat(filepath.Join(c.Nodes[lag].Dir, "db.sqlite"))
+	fi, err := os.Stat(filepath.Join(c.nodes[lag].Dir, "db.sqlite"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +79,7 @@ func TestPausedFollowerInstallSizedLikeTheDatabase(t *testing.T) {
 	for _, in := range leader.Raft.Snapshots().Stats().Snapshots {
 		chain = append(chain, fmt.Sprintf("%s %d", in.Kind, in.Size))
 	}
-	c.WaitConverged(60 * time.Second)
+	c.waitConverged(60 * time.Second)
 	t.Logf("install after %d updates of the same rows: received %d bytes for a %d-byte database (%.2fx); "+
 		"leader's snapshots after the install, newest first: %v", installUpdates, got, dbSize, float64(got)/float64(dbSize), chain)
 	if limit := dbSize + dbSize/10 + 64<<10; got > limit {
@@ -125,7 +92,7 @@ func TestPausedFollowerInstallSizedLikeTheDatabase(t *testing.T) {
 // four concurrent clients. Update i sets n to i: repeated, it leaves what
 // it left the first time (but for v's random bytes, which nothing checks),
 // so it is retried when leadership moves while it is in flight.
-func updateSameRows(t *testing.T, leader *servertest.Node, n int) {
+func updateSameRows(t *testing.T, c *testCluster, n int) {
 	var wg sync.WaitGroup
 	var next atomic.Int64
 	for w := 0; w < 4; w++ {
@@ -133,7 +100,7 @@ func updateSameRows(t *testing.T, leader *servertest.Node, n int) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-				err := tryExecute(t, leader, servertest.Idempotent, fmt.Sprintf("UPDATE t SET n = %d, v = randomblob(%d) WHERE id = %d",
+				err := tryExecute(c, true, fmt.Sprintf("UPDATE t SET n = %d, v = randomblob(%d) WHERE id = %d",
 					i, installRowBytes, i%64))
 				if err != nil {
 					t.Error(err)

@@ -13,7 +13,6 @@ import (
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 	"github.com/sqlraft/sqlraft/raftnode"
-	"github.com/sqlraft/sqlraft/server/servertest"
 	"github.com/sqlraft/sqlraft/snapshot"
 )
 
@@ -28,8 +27,8 @@ func stmts(sql ...string) []*sqlraftv1.Statement {
 // TestConcurrentLinearizableReadsShareRounds checks that many reads waiting
 // at once are confirmed by far fewer quorum rounds.
 func TestConcurrentLinearizableReadsShareRounds(t *testing.T) {
-	c := servertest.New(t, 3, servertest.Options{})
-	leader := c.Leader().Raft
+	c := newCluster(t, 3, nil)
+	leader := c.leader().Raft
 	before := leader.Status()
 	const reads = 64
 	var wg sync.WaitGroup
@@ -55,8 +54,8 @@ func TestConcurrentLinearizableReadsShareRounds(t *testing.T) {
 
 // TestLinearizableReadOnFollowerFails checks that a follower refuses.
 func TestLinearizableReadOnFollowerFails(t *testing.T) {
-	c := servertest.New(t, 3, servertest.Options{})
-	f := c.Followers()[0].Raft
+	c := newCluster(t, 3, nil)
+	f := c.followers()[0].Raft
 	if _, err := f.LinearizableRead(context.Background()); err != raftnode.ErrNotLeader {
 		t.Fatalf("got %v, want ErrNotLeader", err)
 	}
@@ -86,7 +85,7 @@ func newFSM(t *testing.T) (*sqlitedb.DB, *snapshot.Store, *raftnode.FSM) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	fsm, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
+	fsm, err := raftnode.NewFSM("n1", db, store, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +121,7 @@ func TestFSMBatchKeepsEntriesAtomic(t *testing.T) {
 		t.Fatalf("%d rows, want 2 (1 and 3; the failed transaction's 2 rolled back)", n)
 	}
 	// A new FSM on the same file knows where it is and skips a replay.
-	fsm2, err := raftnode.NewFSM("n1", db, store, servertest.Logger())
+	fsm2, err := raftnode.NewFSM("n1", db, store, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testnet"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/server/embed"
@@ -58,7 +59,7 @@ type Node struct {
 	// firstRaft and firstGRPC are the listeners New opened, until the
 	// node's first start serves on them.
 	firstRaft, firstGRPC net.Listener
-	raftLis              *severableListener
+	raftLis              *testnet.SeverableListener
 	// Embedded is the running node as server/embed built it; Raft and
 	// Server are its parts.
 	Embedded *embed.Node
@@ -207,13 +208,13 @@ func (c *Cluster) start(i int, voters []raftnode.Member) {
 
 // listeners returns the node's Raft and client listeners: on its first
 // start the ones New opened, later new ones on the same addresses.
-func (n *Node) listeners() (raftLis *severableListener, grpcLis net.Listener, err error) {
+func (n *Node) listeners() (raftLis *testnet.SeverableListener, grpcLis net.Listener, err error) {
 	n.mu.Lock()
 	first, firstGRPC := n.firstRaft, n.firstGRPC
 	n.firstRaft, n.firstGRPC = nil, nil
 	n.mu.Unlock()
 	if first != nil {
-		return newSeverableListener(first), firstGRPC, nil
+		return testnet.NewSeverableListener(first), firstGRPC, nil
 	}
 	if raftLis, err = listen(n.RaftAddr); err != nil {
 		return nil, nil, err
@@ -226,12 +227,12 @@ func (n *Node) listeners() (raftLis *severableListener, grpcLis net.Listener, er
 }
 
 // listen listens on addr, retrying while a stopped node's port lingers.
-func listen(addr string) (*severableListener, error) {
+func listen(addr string) (*testnet.SeverableListener, error) {
 	var err error
 	for attempt := 0; attempt < 50; attempt++ {
 		var l net.Listener
 		if l, err = net.Listen("tcp", addr); err == nil {
-			return newSeverableListener(l), nil
+			return testnet.NewSeverableListener(l), nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -249,7 +250,7 @@ func (c *Cluster) Stop(i int) {
 		return
 	}
 	n.running = false
-	n.raftLis.sever()
+	n.raftLis.Sever()
 	n.conn.Close()
 	if err := n.Embedded.Close(); err != nil {
 		c.T.Logf("close %s: %v", n.ID, err)

@@ -1,0 +1,45 @@
+// Package testnet holds network helpers for in-process clusters in tests:
+// a listener whose connections can all be cut at once, as a crash or a cut
+// cable would.
+package testnet
+
+import (
+	"net"
+	"sync"
+)
+
+// SeverableListener tracks the connections it accepts so a test can drop
+// them all at once, as a crash or a cut cable would.
+type SeverableListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// NewSeverableListener wraps l.
+func NewSeverableListener(l net.Listener) *SeverableListener {
+	return &SeverableListener{Listener: l, conns: map[net.Conn]struct{}{}}
+}
+
+// Accept implements net.Listener.
+func (l *SeverableListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.conns[c] = struct{}{}
+	l.mu.Unlock()
+	return c, nil
+}
+
+// Sever closes the listener and every connection it accepted.
+func (l *SeverableListener) Sever() {
+	l.Listener.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.Close()
+	}
+	l.conns = map[net.Conn]struct{}{}
+}
