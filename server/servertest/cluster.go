@@ -141,7 +141,7 @@ func (c *Cluster) addressesKnown() error {
 			continue
 		}
 		for _, m := range c.Nodes {
-			if got := rn.FSM().NodeAddress(m.ID); got != m.GRPCAddr {
+			if got := rn.NodeAddress(m.ID); got != m.GRPCAddr {
 				return fmt.Errorf("%s has %q as %s's client address, want %q", n.ID, got, m.ID, m.GRPCAddr)
 			}
 		}
