@@ -13,6 +13,9 @@ import (
 func TestChangedFires(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	execute(t, c, "CREATE TABLE t(x)")
+	// Every node has applied the bootstrap configuration entry (which fires
+	// Changed where it is applied) before the quiet check starts.
+	c.waitConverged(30 * time.Second)
 	leader := c.leader()
 	follower := c.followers()[0]
 	fired := func(ch <-chan struct{}) bool {

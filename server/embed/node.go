@@ -47,7 +47,7 @@ func Start(cfg Config) (*Node, error) {
 	return n, err
 }
 
-func start(cfg Config) (*Node, error) {
+func start(cfg Config) (_ *Node, err error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -56,11 +56,14 @@ func start(cfg Config) (*Node, error) {
 	}
 	lis := cfg.GRPCListener
 	if lis == nil {
-		var err error
 		if lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 			return nil, fmt.Errorf("listen for clients on %s: %w", cfg.GRPCAddr, err)
 		}
-		cfg.GRPCListener = lis
+		defer func() {
+			if err != nil {
+				lis.Close()
+			}
+		}()
 	}
 	if cfg.Node.GRPCAdvertise == "" {
 		cfg.Node.GRPCAdvertise = lis.Addr().String()
