@@ -95,6 +95,8 @@ type Catalog struct {
 	wg     sync.WaitGroup
 }
 
+var _ raft.SnapshotStore = (*Catalog)(nil)
+
 // openCatalog opens the catalogue in dir (an absolute path), creating its
 // directories and repairing what an interruption left behind. Its janitor
 // starts with start.
