@@ -25,30 +25,30 @@ var backupSeq atomic.Uint64
 // returns, the file is closed and then the directory removed, in the order
 // Windows requires; a failure to remove it is logged and returned, joined
 // with send's error.
-func (s *Store) Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error {
-	dir, err := s.makeTempDir("backup")
+func (c *Catalog) Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error {
+	dir, err := c.makeTempDir("backup")
 	if err != nil {
 		return err
 	}
-	err = s.backupIn(ctx, dir, id, send)
-	if rerr := s.fs.RemoveAll(dir); rerr != nil {
+	err = c.backupIn(ctx, dir, id, send)
+	if rerr := c.fs.RemoveAll(dir); rerr != nil {
 		rerr = fmt.Errorf("remove backup directory %s: %w", dir, rerr)
-		s.log.Error("backup left its temporary directory behind", "dir", dir, "error", rerr)
+		c.log.Error("backup left its temporary directory behind", "dir", dir, "error", rerr)
 		err = errors.Join(err, rerr)
 	}
 	return err
 }
 
-func (s *Store) backupIn(ctx context.Context, dir, id string, send func(io.Reader, *raft.SnapshotMeta) error) error {
-	meta, rc, err := s.OpenContext(ctx, "backup", id)
+func (c *Catalog) backupIn(ctx context.Context, dir, id string, send func(io.Reader, *raft.SnapshotMeta) error) error {
+	meta, rc, err := c.OpenContext(ctx, "backup", id)
 	if err != nil {
 		return err
 	}
-	path, err := restoreFS(s.fs, rc, dir) // closes rc, which ends the lease
+	path, err := restoreFS(c.fs, rc, dir) // closes rc, which ends the lease
 	if err != nil {
 		return fmt.Errorf("materialise backup: %w", err)
 	}
-	f, err := s.fs.Open(path)
+	f, err := c.fs.Open(path)
 	if err != nil {
 		return err
 	}
@@ -60,18 +60,18 @@ func (s *Store) backupIn(ctx context.Context, dir, id string, send func(io.Reade
 }
 
 // makeTempDir creates a new directory under tmp/ named prefix-*.
-func (s *Store) makeTempDir(prefix string) (string, error) {
-	if err := s.fs.MkdirAll(s.tmpDir(), 0o755); err != nil {
+func (c *Catalog) makeTempDir(prefix string) (string, error) {
+	if err := c.fs.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return "", err
 	}
 	for {
-		dir := filepath.Join(s.tmpDir(), fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), backupSeq.Add(1)))
-		taken, err := s.exists(dir)
+		dir := filepath.Join(c.tmpDir(), fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), backupSeq.Add(1)))
+		taken, err := c.exists(dir)
 		if err != nil {
 			return "", err
 		}
 		if !taken {
-			return dir, s.fs.MkdirAll(dir, 0o755)
+			return dir, c.fs.MkdirAll(dir, 0o755)
 		}
 	}
 }

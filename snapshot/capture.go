@@ -3,9 +3,10 @@ package snapshot
 import (
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,34 @@ import (
 
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 )
+
+// CaptureSource is what a WALCapture needs of the live database: where its
+// files are, and a checkpoint. *sqlitedb.DB implements it.
+type CaptureSource interface {
+	// Path is the database file.
+	Path() string
+	// WALPath is the database's write-ahead log.
+	WALPath() string
+	// Checkpoint moves the WAL's frames into the database file, waiting at
+	// most busyTimeout for readers, and reports how far it got.
+	Checkpoint(busyTimeout time.Duration) (sqlitedb.CheckpointResult, error)
+}
+
+var _ CaptureSource = (*sqlitedb.DB)(nil)
+
+// captureCatalog is what a WALCapture needs of the Catalog that stores its
+// snapshots.
+type captureCatalog interface {
+	// headEpoch returns the head an incremental builds on and the epoch a
+	// capture records, read together.
+	headEpoch() (head string, epoch uint64)
+	// dbSize is the size of the database snapshot id restores to.
+	dbSize(id string) int64
+	// current fails with ErrSuperseded once the epoch moved past epoch.
+	current(epoch uint64) error
+	// ownSink returns sink as one of the catalogue's sinks, or false.
+	ownSink(sink raft.SnapshotSink) (*Sink, bool)
+}
 
 // liveStat identifies the live database file as the last complete
 // checkpoint left it; if it changed since (a connection close checkpointed
@@ -33,11 +62,48 @@ func statLive(path string) (liveStat, error) {
 
 var captureSeq atomic.Uint64
 
+// WALCapture takes the FSM's side of snapshots of the live database: an
+// incremental one copies the WAL frames written since the head (then
+// checkpoints), a full one checkpoints and leaves the copy of the database
+// file to Persist. It decides which one the next capture is, and the
+// FSMSnapshot it returns places the captured files into a sink of its
+// Catalog.
+//
+// Locks: mu guards needFull, live, pending and superseded. liveMu guards
+// liveGen and is held while Persist copies the live database file, so that
+// a swap (fenceLiveCopy, before the Installer replaces the file) waits for
+// a copy in progress. Neither is held while the other is taken, nor while
+// calling the Catalog.
+type WALCapture struct {
+	fs         FS
+	log        *slog.Logger
+	hook       stepHook
+	busy       time.Duration // checkpoint busy timeout
+	catalog    captureCatalog
+	stagingDir string // where captured WAL copies wait for Persist (the catalogue's tmp/)
+	errs       *lastError
+
+	mu         sync.Mutex
+	needFull   string // non-empty: why the next capture must be full
+	live       liveStat
+	pending    bool
+	superseded uint64
+
+	liveMu  sync.Mutex
+	liveGen uint64
+}
+
+// newWALCapture returns the capture side of catalog.
+func newWALCapture(catalog *Catalog, opts Options, errs *lastError) *WALCapture {
+	return &WALCapture{fs: opts.FS, log: opts.Logger, hook: opts.hook, busy: opts.CheckpointBusyTimeout,
+		catalog: catalog, stagingDir: catalog.tmpDir(), errs: errs, needFull: "first snapshot since start"}
+}
+
 // Capture takes the FSM's side of a snapshot of db. Call it from
 // FSM.Snapshot, on the FSM goroutine, so no write runs concurrently. The
-// snapshot is incremental (the WAL frames written since the store's latest
-// snapshot, then a checkpoint) unless fullRequired is set or the store
-// needs a full one: first snapshot since start, after an incomplete
+// snapshot is incremental (the WAL frames written since the catalogue's
+// latest snapshot, then a checkpoint) unless fullRequired is set or a full
+// one is needed: first snapshot since start, after an incomplete
 // checkpoint, a failed or abandoned Persist, a Restore, or any change of
 // the live file outside the chain. A full capture checkpoints the
 // database; Persist then copies the file while writes go on into the WAL.
@@ -46,59 +112,104 @@ var captureSeq atomic.Uint64
 // goroutine, between FSM.Snapshot and Persist, waits for that main loop.
 //
 // The database must run with AutoCheckpoint < 0. The returned
-// FSMSnapshot's Persist only accepts sinks of this store.
-func (s *Store) Capture(db *sqlitedb.DB, fullRequired bool) (raft.FSMSnapshot, error) {
-	s.mu.Lock()
-	if s.pending {
-		s.mu.Unlock()
+// FSMSnapshot's Persist only accepts sinks of the same Catalog.
+func (w *WALCapture) Capture(db CaptureSource, fullRequired bool) (raft.FSMSnapshot, error) {
+	// The head and epoch are read before the capture's own state, so that a
+	// snapshot received meanwhile either makes this capture full (its
+	// requireFull came first) or supersedes it (its epoch is newer).
+	parent, epoch := w.catalog.headEpoch()
+	w.mu.Lock()
+	if w.pending {
+		w.mu.Unlock()
 		return nil, errors.New("snapshot: previous snapshot not yet released")
 	}
 	full, why := fullRequired, "requested"
 	if !full {
-		full, why = s.needFullLocked(db)
+		full, why = w.needFullLocked(db, parent)
 	}
-	parent, installs := s.head, s.installs
-	s.pending = true
-	s.mu.Unlock()
+	w.pending = true
+	w.mu.Unlock()
 
-	f := &fsmSnapshot{s: s, db: db, parent: parent, kind: KindIncremental, installs: installs}
+	f := &fsmSnapshot{w: w, db: db, parent: parent, kind: KindIncremental, epoch: epoch}
 	var err error
 	if !full {
-		err = s.captureIncremental(f)
+		err = w.captureIncremental(f)
 		if errors.Is(err, errIncrementalTooLarge) {
 			full, why = true, err.Error()
 		}
 	}
 	if full {
 		f.kind = KindFull
-		err = s.captureFull(f)
+		err = w.captureFull(f)
 	}
 	if err != nil {
 		f.cleanup()
-		s.mu.Lock()
-		s.pending = false
-		s.requireFullLocked("capture failed")
-		s.mu.Unlock()
-		s.setErr(fmt.Errorf("capture: %w", err))
+		w.mu.Lock()
+		w.pending = false
+		w.requireFullLocked("capture failed")
+		w.mu.Unlock()
+		w.errs.set(fmt.Errorf("capture: %w", err))
 		return nil, err
 	}
-	s.log.Debug("snapshot captured", "kind", f.kind, "reason", why, "wal_bytes", f.wal.Size, "db_bytes", f.dbSize)
+	w.log.Debug("snapshot captured", "kind", f.kind, "reason", why, "wal_bytes", f.wal.Size, "db_bytes", f.dbSize)
 	return f, nil
 }
 
-// needFullLocked decides whether the next capture must be full.
-func (s *Store) needFullLocked(db *sqlitedb.DB) (bool, string) {
-	if s.needFull != "" {
-		return true, s.needFull
+// needFullLocked decides whether the next capture, on top of head, must be
+// full.
+func (w *WALCapture) needFullLocked(db CaptureSource, head string) (bool, string) {
+	if w.needFull != "" {
+		return true, w.needFull
 	}
-	if s.head == "" {
+	if head == "" {
 		return true, "no snapshot yet"
 	}
 	st, err := statLive(db.Path())
-	if err != nil || st != s.live {
+	if err != nil || st != w.live {
 		return true, "live database file changed outside the snapshot chain"
 	}
 	return false, ""
+}
+
+// requireFull makes the next capture full, recording why (the first reason
+// given since the last full capture is kept).
+func (w *WALCapture) requireFull(why string) {
+	w.mu.Lock()
+	w.requireFullLocked(why)
+	w.mu.Unlock()
+}
+
+func (w *WALCapture) requireFullLocked(why string) {
+	if w.needFull == "" {
+		w.needFull = why
+	}
+}
+
+// liveReplaced records that the live database file is about to be
+// replaced: the next capture is full, and the file as the last checkpoint
+// left it is forgotten.
+func (w *WALCapture) liveReplaced(why string) {
+	w.mu.Lock()
+	w.requireFullLocked(why)
+	w.live = liveStat{}
+	w.mu.Unlock()
+}
+
+// fenceLiveCopy waits for a full snapshot's copy of the live file in
+// progress, and makes any copy of a capture taken before it fail instead of
+// reading the file that replaces it.
+func (w *WALCapture) fenceLiveCopy() {
+	w.liveMu.Lock()
+	w.liveGen++
+	w.liveMu.Unlock()
+}
+
+// stats reports why the next capture will be full (empty if it need not
+// be) and how many captures were superseded.
+func (w *WALCapture) stats() (nextFull string, superseded uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.needFull, w.superseded
 }
 
 // errIncrementalTooLarge: the pages written since the last snapshot take
@@ -113,8 +224,8 @@ func incrementalLimit(dbBytes int64) int64 { return dbBytes/2 - 1 }
 
 // scanLiveWAL indexes the committed frames of the live WAL; a missing WAL
 // has none.
-func (s *Store) scanLiveWAL(db *sqlitedb.DB) (*walScan, error) {
-	src, err := s.fs.Open(db.WALPath())
+func (w *WALCapture) scanLiveWAL(db CaptureSource) (*walScan, error) {
+	src, err := w.fs.Open(db.WALPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return &walScan{}, nil
 	}
@@ -125,24 +236,24 @@ func (s *Store) scanLiveWAL(db *sqlitedb.DB) (*walScan, error) {
 	return scanWAL(src)
 }
 
-// copyWAL writes the live WAL's committed frames into a temporary file of
-// the store, compacted to the last frame of each page (see walfile.go) and
-// hashed as it goes. A WAL without committed frames leaves nothing.
-func (s *Store) copyWAL(f *fsmSnapshot, scan *walScan) error {
+// copyWAL writes the live WAL's committed frames into a staging file,
+// compacted to the last frame of each page (see walfile.go) and hashed as
+// it goes. A WAL without committed frames leaves nothing.
+func (w *WALCapture) copyWAL(f *fsmSnapshot, scan *walScan) error {
 	if scan.empty() {
 		return nil
 	}
 	f.dbSize = scan.dbBytes()
-	src, err := s.fs.Open(f.db.WALPath())
+	src, err := w.fs.Open(f.db.WALPath())
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	if err := s.fs.MkdirAll(s.tmpDir(), 0o755); err != nil {
+	if err := w.fs.MkdirAll(w.stagingDir, 0o755); err != nil {
 		return err
 	}
-	f.walPath = filepath.Join(s.tmpDir(), fmt.Sprintf("capture-%d-%d.wal", time.Now().UnixNano(), captureSeq.Add(1)))
-	dst, err := s.fs.Create(f.walPath)
+	f.walPath = filepath.Join(w.stagingDir, fmt.Sprintf("capture-%d-%d.wal", time.Now().UnixNano(), captureSeq.Add(1)))
+	dst, err := w.fs.Create(f.walPath)
 	if err != nil {
 		return err
 	}
@@ -160,20 +271,20 @@ func (s *Store) copyWAL(f *fsmSnapshot, scan *walScan) error {
 }
 
 // checkpoint checkpoints the live database and records the outcome.
-func (s *Store) checkpoint(db *sqlitedb.DB) error {
-	res, err := db.Checkpoint(s.opts.CheckpointBusyTimeout)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (w *WALCapture) checkpoint(db CaptureSource) error {
+	res, err := db.Checkpoint(w.busy)
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err != nil || !res.Complete() {
-		s.requireFullLocked("incomplete checkpoint")
-		s.live = liveStat{}
+		w.requireFullLocked("incomplete checkpoint")
+		w.live = liveStat{}
 		if err == nil {
-			s.log.Warn("checkpoint incomplete, next snapshot will be full", "busy", res.Busy,
+			w.log.Warn("checkpoint incomplete, next snapshot will be full", "busy", res.Busy,
 				"frames", res.LogFrames, "checkpointed", res.CheckpointedFrames, "wal_size", res.WALSize)
 		}
 		return err
 	}
-	s.live, err = statLive(db.Path())
+	w.live, err = statLive(db.Path())
 	return err
 }
 
@@ -181,8 +292,8 @@ func (s *Store) checkpoint(db *sqlitedb.DB) error {
 // or fails with errIncrementalTooLarge (nothing done) when they would take
 // half the database's bytes or more: an incremental is always less than
 // half a full snapshot of the same moment.
-func (s *Store) captureIncremental(f *fsmSnapshot) error {
-	scan, err := s.scanLiveWAL(f.db)
+func (w *WALCapture) captureIncremental(f *fsmSnapshot) error {
+	scan, err := w.scanLiveWAL(f.db)
 	if err != nil {
 		return err
 	}
@@ -191,48 +302,44 @@ func (s *Store) captureIncremental(f *fsmSnapshot) error {
 			scan.compactBytes(), scan.dbBytes())
 	}
 	if scan.empty() {
-		s.mu.Lock()
-		if p, ok := s.snaps[f.parent]; ok {
-			f.dbSize = p.DBSize
-		}
-		s.mu.Unlock()
+		f.dbSize = w.catalog.dbSize(f.parent)
 	}
-	if err := s.copyWAL(f, scan); err != nil {
+	if err := w.copyWAL(f, scan); err != nil {
 		return err
 	}
-	if err := s.step("capture.copied"); err != nil {
+	if err := w.hook.at("capture.copied"); err != nil {
 		return err
 	}
 	// The frames are safe in the copy; an incomplete checkpoint only makes
 	// the next snapshot full.
-	if err := s.checkpoint(f.db); err != nil {
-		s.log.Warn("checkpoint after incremental capture failed", "error", err)
+	if err := w.checkpoint(f.db); err != nil {
+		w.log.Warn("checkpoint after incremental capture failed", "error", err)
 	}
-	return s.step("capture.checkpointed")
+	return w.hook.at("capture.checkpointed")
 }
 
-func (s *Store) captureFull(f *fsmSnapshot) error {
+func (w *WALCapture) captureFull(f *fsmSnapshot) error {
 	// needFull is cleared now: if this checkpoint is incomplete, checkpoint
 	// sets it again for the next capture.
-	s.mu.Lock()
-	s.needFull = ""
-	s.mu.Unlock()
-	if err := s.checkpoint(f.db); err != nil {
+	w.mu.Lock()
+	w.needFull = ""
+	w.mu.Unlock()
+	if err := w.checkpoint(f.db); err != nil {
 		return err
 	}
-	if err := s.step("capture.checkpointed"); err != nil {
+	if err := w.hook.at("capture.checkpointed"); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	incomplete := s.needFull != ""
-	s.mu.Unlock()
+	w.mu.Lock()
+	incomplete := w.needFull != ""
+	w.mu.Unlock()
 	if incomplete {
 		// Frames the checkpoint could not move travel as a WAL file.
-		scan, err := s.scanLiveWAL(f.db)
+		scan, err := w.scanLiveWAL(f.db)
 		if err != nil {
 			return err
 		}
-		if err := s.copyWAL(f, scan); err != nil {
+		if err := w.copyWAL(f, scan); err != nil {
 			return err
 		}
 	}
@@ -241,192 +348,13 @@ func (s *Store) captureFull(f *fsmSnapshot) error {
 	// one snapshot at a time and Capture refuses overlap) except the one
 	// SQLite does when the connections close: Replace or Close. Persist
 	// checks for both (generation and file identity) around its copy.
-	s.liveMu.Lock()
-	f.gen = s.liveGen
-	s.liveMu.Unlock()
+	w.liveMu.Lock()
+	f.gen = w.liveGen
+	w.liveMu.Unlock()
 	st, err := statLive(f.db.Path())
 	if err != nil {
 		return err
 	}
 	f.stat = st
-	return s.step("capture.copied")
-}
-
-// fsmSnapshot is the raft.FSMSnapshot Capture returns.
-type fsmSnapshot struct {
-	s       *Store
-	db      *sqlitedb.DB
-	kind    Kind
-	parent  string
-	walPath string // captured WAL copy, if any
-	wal     fileEntry
-	dbSize  int64    // size of the database the snapshot restores to (0: the copied file's)
-	gen     uint64   // full: the store's live generation at capture
-	stat    liveStat // full: the live file as the capture left it
-	// installs is the store's count of received and installed snapshots
-	// at capture: if it changed, the capture is superseded.
-	installs uint64
-
-	persisted bool
-	released  bool
-}
-
-// ErrSuperseded is wrapped by Persist's error when a snapshot was
-// received from another node or installed between the capture and Persist:
-// the captured state is older than the database now holds, so it is not
-// stored (the sink is cancelled), no error is recorded in Stats, and the
-// next snapshot is full. Persist still fails so that Raft does not record
-// a snapshot at the capture's older index (see DESIGN.md).
-var ErrSuperseded = errors.New("snapshot superseded by a snapshot installed since the capture")
-
-// Persist writes the captured snapshot into sink, which must come from the
-// same Store's Create.
-func (f *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	k, ok := sink.(*Sink)
-	if !ok || k.s != f.s {
-		sink.Cancel()
-		return errors.New("snapshot: Persist needs a sink created by the same snapshot.Store")
-	}
-	err := f.s.checkCurrent(f.installs)
-	if err == nil {
-		err = f.place(k)
-	}
-	if err == nil {
-		err = k.Close()
-	} else {
-		err = errors.Join(err, k.Cancel())
-	}
-	if errors.Is(err, ErrSuperseded) {
-		f.s.skipSuperseded(k.ID(), err)
-		return fmt.Errorf("persist %s: %w", k.ID(), err)
-	}
-	if err != nil {
-		f.s.mu.Lock()
-		f.s.requireFullLocked("persist failed")
-		f.s.mu.Unlock()
-		f.s.setErr(fmt.Errorf("persist %s: %w", k.ID(), err))
-		return err
-	}
-	f.persisted = true
-	f.s.mu.Lock()
-	f.s.lastErr = ""
-	f.s.mu.Unlock()
-	return nil
-}
-
-// checkCurrent fails with ErrSuperseded if a snapshot was received or
-// installed since the capture that recorded installs.
-func (s *Store) checkCurrent(installs uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.checkCurrentLocked(installs)
-}
-
-func (s *Store) checkCurrentLocked(installs uint64) error {
-	if s.installs != installs {
-		return ErrSuperseded
-	}
-	return nil
-}
-
-// skipSuperseded records a capture dropped because an install superseded
-// it: not an error (LastError is left alone), but the next capture is full.
-func (s *Store) skipSuperseded(id string, err error) {
-	s.mu.Lock()
-	s.superseded++
-	s.requireFullLocked("previous capture superseded by an install")
-	s.mu.Unlock()
-	s.log.Info("snapshot skipped: an install replaced the database since the capture", "id", id, "reason", err)
-}
-
-// place puts the snapshot's files into the sink's directory.
-func (f *fsmSnapshot) place(k *Sink) error {
-	var files []fileEntry
-	if f.kind == KindFull {
-		e, err := f.s.copyLiveDB(f, filepath.Join(k.dir, "db"))
-		if err != nil {
-			return err
-		}
-		files = append(files, e)
-	}
-	if f.walPath != "" {
-		name := "wal-000"
-		if err := f.s.fs.Rename(f.walPath, filepath.Join(k.dir, name)); err != nil {
-			return err
-		}
-		f.walPath = ""
-		e := f.wal
-		e.Name = name
-		files = append(files, e)
-	}
-	dbSize := f.dbSize
-	if dbSize == 0 && f.kind == KindFull {
-		dbSize = files[0].Size
-	}
-	k.adopt(f.kind, map[bool]string{true: "", false: f.parent}[f.kind == KindFull], files, dbSize, f.installs)
-	return nil
-}
-
-// copyLiveDB copies the live database file to dst, hashing it. It holds
-// liveMu, so Install cannot swap the file during the copy, and fails if the
-// file was replaced or written since the capture.
-func (s *Store) copyLiveDB(f *fsmSnapshot, dst string) (fileEntry, error) {
-	s.liveMu.Lock()
-	defer s.liveMu.Unlock()
-	changed := errors.New("live database replaced or checkpointed since the capture")
-	if s.liveGen != f.gen {
-		return fileEntry{}, ErrSuperseded
-	}
-	if st, err := statLive(f.stat.path); err != nil || st != f.stat {
-		return fileEntry{}, errors.Join(changed, err)
-	}
-	in, err := s.fs.Open(f.stat.path)
-	if err != nil {
-		return fileEntry{}, err
-	}
-	defer in.Close()
-	out, err := s.fs.Create(dst)
-	if err != nil {
-		return fileEntry{}, err
-	}
-	hw := newHashingWriter(out)
-	if _, err := io.CopyBuffer(hw, in, make([]byte, 1<<20)); err != nil {
-		out.Close()
-		return fileEntry{}, err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return fileEntry{}, err
-	}
-	if st, err := statLive(f.stat.path); err != nil || st != f.stat {
-		out.Close()
-		return fileEntry{}, errors.Join(changed, err)
-	}
-	return hw.entry("db"), out.Close()
-}
-
-// Release ends the snapshot: if Persist did not complete, the next snapshot
-// will be full.
-func (f *fsmSnapshot) Release() {
-	if f.released {
-		return
-	}
-	f.released = true
-	f.cleanup()
-	f.s.mu.Lock()
-	defer f.s.mu.Unlock()
-	f.s.pending = false
-	if !f.persisted {
-		f.s.requireFullLocked("snapshot released without a successful persist")
-	}
-}
-
-func (f *fsmSnapshot) cleanup() {
-	if f.walPath != "" {
-		if err := f.s.fs.Remove(f.walPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.s.log.Warn("could not remove a captured WAL copy (tmp/ is emptied at the next start)",
-				"path", f.walPath, "error", err)
-		}
-		f.walPath = ""
-	}
+	return w.hook.at("capture.copied")
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -35,59 +34,59 @@ type journal struct {
 // chain's files, and meanwhile blocks new leases on them; new snapshots can
 // still be created. The janitor runs it when the chain reaches
 // Options.ConsolidateAfter incrementals.
-func (s *Store) Consolidate(ctx context.Context) error {
-	s.consolMu.Lock()
-	defer s.consolMu.Unlock()
-	s.mu.Lock()
-	j, dirs, err := s.planLocked()
-	s.mu.Unlock()
+func (c *Catalog) Consolidate(ctx context.Context) error {
+	c.consolMu.Lock()
+	defer c.consolMu.Unlock()
+	c.mu.Lock()
+	j, dirs, err := c.planLocked()
+	c.mu.Unlock()
 	if err != nil || j == nil {
 		return err
 	}
-	err = s.leases.Exclusive(ctx, "consolidate "+j.Target.ID, dirs, func() error {
-		if err := s.writeJournal(j); err != nil {
+	err = c.leases.Exclusive(ctx, "consolidate "+j.Target.ID, dirs, func() error {
+		if err := c.writeJournal(j); err != nil {
 			return err
 		}
-		if err := s.step("consolidate.journal"); err != nil {
+		if err := c.hook.at("consolidate.journal"); err != nil {
 			return err
 		}
-		if err := s.applyJournal(j); err != nil {
+		if err := c.applyJournal(j); err != nil {
 			return err
 		}
-		s.mu.Lock()
+		c.mu.Lock()
 		for _, id := range j.Remove {
-			delete(s.snaps, id)
-			s.retireLocked(id)
+			delete(c.snaps, id)
+			c.retireLocked(id)
 		}
 		t := j.Target
-		s.snaps[t.ID] = &t
-		s.consols++
-		s.consolAt = time.Now()
-		s.mu.Unlock()
+		c.snaps[t.ID] = &t
+		c.consols++
+		c.consolAt = time.Now()
+		c.mu.Unlock()
 		return nil
 	})
 	if err != nil {
-		s.setErr(fmt.Errorf("consolidate: %w", err))
+		c.errs.set(fmt.Errorf("consolidate: %w", err))
 		return err
 	}
-	s.log.Info("snapshot chain consolidated", "id", j.Target.ID, "wal_files", len(j.WALs), "removed", len(j.Remove))
+	c.log.Info("snapshot chain consolidated", "id", j.Target.ID, "wal_files", len(j.WALs), "removed", len(j.Remove))
 	return nil
 }
 
 // planLocked describes the consolidation of the head's chain, or returns
 // nil if it is already a single self-contained file.
-func (s *Store) planLocked() (*journal, []string, error) {
-	if s.head == "" {
+func (c *Catalog) planLocked() (*journal, []string, error) {
+	if c.head == "" {
 		return nil, nil, nil
 	}
-	chain, err := s.chainLocked(s.head)
+	chain, err := c.chainLocked(c.head)
 	if err != nil {
 		return nil, nil, err
 	}
 	j := &journal{Base: chain[0].ID, Target: *chain[len(chain)-1]}
 	var dirs []string
 	for _, m := range chain {
-		dirs = append(dirs, s.snapDir(m.ID))
+		dirs = append(dirs, c.snapDir(m.ID))
 		if m.ID != j.Target.ID && m.ID != j.Base {
 			j.Remove = append(j.Remove, m.ID)
 		}
@@ -107,27 +106,19 @@ func (s *Store) planLocked() (*journal, []string, error) {
 	return j, dirs, nil
 }
 
-func (s *Store) writeJournal(j *journal) error {
+func (c *Catalog) writeJournal(j *journal) error {
 	data, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return err
 	}
-	return s.writeFileAtomic(s.journalPath(), data)
-}
-
-func (s *Store) exists(path string) (bool, error) {
-	_, err := s.fs.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil, err
+	return c.writeFileAtomic(c.journalPath(), data)
 }
 
 // applyJournal carries a consolidation through from wherever it stopped.
-func (s *Store) applyJournal(j *journal) error {
-	baseDB := filepath.Join(s.snapDir(j.Base), "db")
-	targetDB := filepath.Join(s.snapDir(j.Target.ID), "db")
-	baseThere, err := s.exists(baseDB)
+func (c *Catalog) applyJournal(j *journal) error {
+	baseDB := filepath.Join(c.snapDir(j.Base), "db")
+	targetDB := filepath.Join(c.snapDir(j.Target.ID), "db")
+	baseThere, err := c.exists(baseDB)
 	if err != nil {
 		return err
 	}
@@ -136,24 +127,24 @@ func (s *Store) applyJournal(j *journal) error {
 		if !baseThere {
 			return fmt.Errorf("consolidate: base database %s is missing", baseDB)
 		}
-		if err := s.foldWALs(j, baseDB); err != nil {
+		if err := c.foldWALs(j, baseDB); err != nil {
 			return err
 		}
 		if j.Base != j.Target.ID {
-			if err := s.fs.Rename(baseDB, targetDB); err != nil {
+			if err := c.fs.Rename(baseDB, targetDB); err != nil {
 				return err
 			}
-			if err := s.step("consolidate.moved"); err != nil {
+			if err := c.hook.at("consolidate.moved"); err != nil {
 				return err
 			}
 		}
 	}
-	return s.finishJournal(j, targetDB)
+	return c.finishJournal(j, targetDB)
 }
 
 // foldWALs checkpoints every WAL of the journal still on disk into db.
-func (s *Store) foldWALs(j *journal, db string) error {
-	if ok, err := s.exists(db + "-wal"); err != nil {
+func (c *Catalog) foldWALs(j *journal, db string) error {
+	if ok, err := c.exists(db + "-wal"); err != nil {
 		return err
 	} else if ok { // moved into place before an interruption: redo
 		if err := sqlitedb.CheckpointFile(db); err != nil {
@@ -161,24 +152,24 @@ func (s *Store) foldWALs(j *journal, db string) error {
 		}
 	}
 	for _, w := range j.WALs {
-		p := filepath.Join(s.snapDir(w.Snap), w.Name)
-		ok, err := s.exists(p)
+		p := filepath.Join(c.snapDir(w.Snap), w.Name)
+		ok, err := c.exists(p)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			continue // already folded in
 		}
-		if err := s.fs.Rename(p, db+"-wal"); err != nil {
+		if err := c.fs.Rename(p, db+"-wal"); err != nil {
 			return err
 		}
-		if err := s.step("consolidate.wal-moved"); err != nil {
+		if err := c.hook.at("consolidate.wal-moved"); err != nil {
 			return err
 		}
 		if err := sqlitedb.CheckpointFile(db); err != nil {
 			return err
 		}
-		if err := s.step("consolidate.checkpointed"); err != nil {
+		if err := c.hook.at("consolidate.checkpointed"); err != nil {
 			return err
 		}
 	}
@@ -187,62 +178,44 @@ func (s *Store) foldWALs(j *journal, db string) error {
 
 // finishJournal hashes the consolidated file, makes the target snapshot
 // full, removes the older snapshots and the journal.
-func (s *Store) finishJournal(j *journal, targetDB string) error {
-	e, err := s.hashFile(targetDB)
+func (c *Catalog) finishJournal(j *journal, targetDB string) error {
+	e, err := c.hashFile(targetDB)
 	if err != nil {
 		return err
 	}
 	e.Name = "db"
 	j.Target.Kind, j.Target.Parent, j.Target.Files, j.Target.DBSize = KindFull, "", []fileEntry{e}, e.Size
-	if err := s.writeMeta(s.snapDir(j.Target.ID), &j.Target); err != nil {
+	if err := c.writeMeta(c.snapDir(j.Target.ID), &j.Target); err != nil {
 		return err
 	}
-	if err := s.step("consolidate.meta"); err != nil {
+	if err := c.hook.at("consolidate.meta"); err != nil {
 		return err
 	}
 	for _, id := range j.Remove {
-		if err := s.fs.RemoveAll(s.snapDir(id)); err != nil {
+		if err := c.fs.RemoveAll(c.snapDir(id)); err != nil {
 			return err
 		}
 	}
-	if err := s.step("consolidate.pruned"); err != nil {
+	if err := c.hook.at("consolidate.pruned"); err != nil {
 		return err
 	}
-	if err := s.fs.Remove(s.journalPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := c.fs.Remove(c.journalPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return s.step("consolidate.done")
+	return c.hook.at("consolidate.done")
 }
-
-func (s *Store) hashFile(path string) (fileEntry, error) {
-	f, err := s.fs.Open(path)
-	if err != nil {
-		return fileEntry{}, err
-	}
-	defer f.Close()
-	hw := newHashingWriter(discard{})
-	if _, err := copyBuf(hw, f); err != nil {
-		return fileEntry{}, err
-	}
-	return hw.entry(filepath.Base(path)), nil
-}
-
-type discard struct{}
-
-// Write discards p.
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // prune removes every snapshot outside the latest one's chain, each once no
 // lease covers it.
-func (s *Store) prune() error {
-	s.consolMu.Lock()
-	defer s.consolMu.Unlock()
-	s.mu.Lock()
+func (c *Catalog) prune() error {
+	c.consolMu.Lock()
+	defer c.consolMu.Unlock()
+	c.mu.Lock()
 	keep := map[string]bool{}
-	if s.head != "" {
-		chain, err := s.chainLocked(s.head)
+	if c.head != "" {
+		chain, err := c.chainLocked(c.head)
 		if err != nil {
-			s.mu.Unlock()
+			c.mu.Unlock()
 			return err
 		}
 		for _, m := range chain {
@@ -250,16 +223,16 @@ func (s *Store) prune() error {
 		}
 	}
 	var victims []string
-	for id := range s.snaps {
+	for id := range c.snaps {
 		if !keep[id] {
 			victims = append(victims, id)
-			delete(s.snaps, id) // unlisted first, so no new lease can cover it
-			s.retireLocked(id)
+			delete(c.snaps, id) // unlisted first, so no new lease can cover it
+			c.retireLocked(id)
 		}
 	}
-	s.mu.Unlock()
+	c.mu.Unlock()
 	for _, id := range victims {
-		if err := s.guardedRemoveAll(s.snapDir(id)); err != nil {
+		if err := c.guardedRemoveAll(c.snapDir(id)); err != nil {
 			return err
 		}
 	}
@@ -268,32 +241,32 @@ func (s *Store) prune() error {
 
 // janitor prunes and consolidates in the background after each new
 // snapshot, so that Create and Close never wait for a lease.
-func (s *Store) janitor() {
-	defer s.wg.Done()
+func (c *Catalog) janitor() {
+	defer c.wg.Done()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-c.ctx.Done():
 			return
-		case <-s.kick:
+		case <-c.kick:
 		}
-		if err := s.prune(); err != nil && s.ctx.Err() == nil {
-			s.setErr(fmt.Errorf("prune: %w", err))
+		if err := c.prune(); err != nil && c.ctx.Err() == nil {
+			c.errs.set(fmt.Errorf("prune: %w", err))
 		}
-		if s.shouldConsolidate() {
-			s.Consolidate(s.ctx) //nolint:errcheck // recorded in Stats by Consolidate
+		if c.shouldConsolidate() {
+			c.Consolidate(c.ctx) //nolint:errcheck // recorded in Stats by Consolidate
 		}
 	}
 }
 
-func (s *Store) shouldConsolidate() bool {
-	if s.opts.ConsolidateAfter < 0 {
+func (c *Catalog) shouldConsolidate() bool {
+	if c.consolidateAfter < 0 {
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.head == "" {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head == "" {
 		return false
 	}
-	chain, err := s.chainLocked(s.head)
-	return err == nil && len(chain)-1 >= s.opts.ConsolidateAfter
+	chain, err := c.chainLocked(c.head)
+	return err == nil && len(chain)-1 >= c.consolidateAfter
 }

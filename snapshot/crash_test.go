@@ -135,9 +135,16 @@ func crashAt(t *testing.T, step string, nth int) {
 	e := newEnv(t, Options{ConsolidateAfter: -1, hook: hook})
 	strict := e.fs
 	e.store.Close()
-	e.store.opts.FS = crashFS{strict, &dead}
-	e.store.fs = e.store.opts.FS
-	e.store.ctx, e.store.cancel = context.WithCancel(context.Background())
+	// The same store on a file system that dies with the hook, with its
+	// janitor stopped (Close) so that nothing runs in the background.
+	o := e.opts
+	o.FS, o.Logger = crashFS{strict, &dead}, testLogger(t)
+	crashing, err := New(e.store.Dir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashing.Close()
+	e.store = crashing
 	sequence := []func() error{
 		func() error { e.write(50, 500); _, err := e.snapshot(false); return err },
 		func() error { e.write(5, 500); _, err := e.snapshot(false); return err },
@@ -181,7 +188,7 @@ func checkRecovered(t *testing.T, e *env) {
 	if ents, _ := os.ReadDir(filepath.Join(e.store.Dir(), "tmp")); len(ents) != 0 {
 		t.Fatalf("tmp not cleared: %v", ents)
 	}
-	if _, err := os.Stat(e.store.journalPath()); !os.IsNotExist(err) {
+	if _, err := os.Stat(e.store.catalog.journalPath()); !os.IsNotExist(err) {
 		t.Fatalf("journal left: %v", err)
 	}
 	e.write(5, 500)

@@ -24,6 +24,13 @@
 // wine.
 //
 // The FSM side: Store.Capture from FSM.Snapshot, Store.Install (or Restore
-// plus sqlitedb.DB.Replace) from FSM.Restore. DESIGN.md explains the files
-// on disk, the chain, the lease rules and crash recovery.
+// plus sqlitedb.DB.Replace) from FSM.Restore.
+//
+// Store is a thin composition of parts with one job each, talking through
+// small interfaces: the Catalog (the snapshots on disk: sinks, streams,
+// consolidation, pruning, crash repair), the LeaseManager (readers' leases
+// on snapshot files), the WALCapture (capturing the live database, through
+// CaptureSource) and the Installer (swapping a snapshot in as the live
+// database, through InstallTarget). DESIGN.md explains the parts and their
+// locks, the files on disk, the chain, the lease rules and crash recovery.
 package snapshot

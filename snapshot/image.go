@@ -33,8 +33,8 @@ type streamPlan struct {
 }
 
 // planStreamLocked decides how snapshot id is streamed.
-func (s *Store) planStreamLocked(id string) (streamPlan, error) {
-	m, src, dirs, err := s.resolveLocked(id)
+func (c *Catalog) planStreamLocked(id string) (streamPlan, error) {
+	m, src, dirs, err := c.resolveLocked(id)
 	if err != nil {
 		return streamPlan{}, err
 	}
@@ -76,8 +76,8 @@ func (p streamPlan) expectedHeader() streamHeader {
 // newImagePath names a consolidated image for one stream. Images live in
 // tmp/, which recovery empties, and only their stream reads or removes
 // them.
-func (s *Store) newImagePath() string {
-	return filepath.Join(s.tmpDir(), fmt.Sprintf("image-%d-%d.db", time.Now().UnixNano(), imageSeq.Add(1)))
+func (c *Catalog) newImagePath() string {
+	return filepath.Join(c.tmpDir(), fmt.Sprintf("image-%d-%d.db", time.Now().UnixNano(), imageSeq.Add(1)))
 }
 
 // buildImage consolidates chain into one database file at path, reading
@@ -86,17 +86,17 @@ func (s *Store) newImagePath() string {
 // database is copied, then each WAL is copied next to it and checkpointed
 // in, exactly as Restore does on the receiving node. On error nothing is
 // left at path.
-func (s *Store) buildImage(lease *Lease, chain []source, path string) (source, error) {
-	src, err := s.buildImageFiles(lease, chain, path)
+func (c *Catalog) buildImage(lease *Lease, chain []source, path string) (source, error) {
+	src, err := c.buildImageFiles(lease, chain, path)
 	if err != nil {
-		s.removeImage(path)
+		c.removeImage(path)
 		return source{}, err
 	}
 	return src, nil
 }
 
-func (s *Store) buildImageFiles(lease *Lease, chain []source, path string) (source, error) {
-	if err := s.fs.MkdirAll(s.tmpDir(), 0o755); err != nil {
+func (c *Catalog) buildImageFiles(lease *Lease, chain []source, path string) (source, error) {
+	if err := c.fs.MkdirAll(c.tmpDir(), 0o755); err != nil {
 		return source{}, err
 	}
 	buf := make([]byte, 1<<20)
@@ -105,7 +105,7 @@ func (s *Store) buildImageFiles(lease *Lease, chain []source, path string) (sour
 		if i > 0 {
 			dst = path + "-wal"
 		}
-		if err := s.copyLeased(lease, f, dst, buf); err != nil {
+		if err := c.copyLeased(lease, f, dst, buf); err != nil {
 			return source{}, err
 		}
 		if i > 0 {
@@ -115,7 +115,7 @@ func (s *Store) buildImageFiles(lease *Lease, chain []source, path string) (sour
 			lease.Touch() // a long checkpoint is not an idle reader
 		}
 	}
-	e, err := s.hashFile(path)
+	e, err := c.hashFile(path)
 	if err != nil {
 		return source{}, err
 	}
@@ -124,19 +124,19 @@ func (s *Store) buildImageFiles(lease *Lease, chain []source, path string) (sour
 }
 
 // copyLeased copies one chain file to dst through lease, verifying it.
-func (s *Store) copyLeased(lease *Lease, f source, dst string, buf []byte) error {
-	rc, err := lease.Open(s.fs, f.path)
+func (c *Catalog) copyLeased(lease *Lease, f source, dst string, buf []byte) error {
+	rc, err := lease.Open(c.fs, f.path)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return writeVerified(s.fs, rc, dst, f.entry, buf, true)
+	return writeVerified(c.fs, rc, dst, f.entry, buf, true)
 }
 
 // removeImage removes a stream's image and whatever SQLite left next to
 // it. A failure is logged (tmp/ is emptied at the next start anyway).
-func (s *Store) removeImage(path string) {
-	if err := removeSQLiteFiles(s.fs, path); err != nil {
-		s.log.Warn("could not remove a stream's image", "path", path, "error", err)
+func (c *Catalog) removeImage(path string) {
+	if err := removeSQLiteFiles(c.fs, path); err != nil {
+		c.log.Warn("could not remove a stream's image", "path", path, "error", err)
 	}
 }

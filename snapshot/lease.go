@@ -240,9 +240,6 @@ type Lease struct {
 	err   error // why the lease ended; nil while held
 }
 
-// Name is the name given at Acquire.
-func (l *Lease) Name() string { return l.name }
-
 // Err is nil while the lease is held, and otherwise says why it ended.
 func (l *Lease) Err() error {
 	l.mu.Lock()

@@ -85,31 +85,3 @@ func writeVerified(fsys FS, r io.Reader, path string, e fileEntry, buf []byte, v
 	}
 	return f.Close()
 }
-
-// Install is FSM.Restore for a database kept by this store's node: it
-// restores rc next to db's file, swaps it in with db.Replace (which closes
-// every connection first) and makes the next snapshot full. If anything
-// fails before the swap, db is left as it was.
-func (s *Store) Install(db *sqlitedb.DB, rc io.ReadCloser) error {
-	path, err := restoreFS(s.fs, rc, filepath.Dir(db.Path()))
-	if err != nil {
-		s.setErr(fmt.Errorf("restore: %w", err))
-		return err
-	}
-	s.mu.Lock()
-	s.requireFullLocked("database replaced by a restore")
-	s.live = liveStat{}
-	s.installs++ // a capture not yet persisted is now stale
-	s.mu.Unlock()
-	// Wait for a full snapshot's copy of the live file in progress, and make
-	// any copy not yet started fail instead of reading the new file.
-	s.liveMu.Lock()
-	s.liveGen++
-	s.liveMu.Unlock()
-	if err := db.Replace(path, s.fs); err != nil {
-		err = errors.Join(fmt.Errorf("replace database: %w", err), removeSQLiteFiles(s.fs, path))
-		s.setErr(err)
-		return err
-	}
-	return nil
-}

@@ -16,9 +16,10 @@ import (
 // through Write), or, on a node installing a snapshot from its leader, by
 // Write with a stream in the format Open produces; its files are checked
 // against their sha256 as they arrive and Close fails on any mismatch.
-// Nothing becomes visible in the store until Close succeeds.
+// Nothing becomes visible in the catalogue until Close succeeds. Its mu
+// guards the fields below it.
 type Sink struct {
-	s    *Store
+	c    *Catalog
 	meta snapMeta
 	dir  string
 
@@ -26,7 +27,7 @@ type Sink struct {
 	pw       *asyncPipe
 	done     chan recvResult
 	adopted  bool
-	installs uint64 // adopted: the store's install count at capture
+	epoch    uint64 // adopted: the catalogue's epoch at capture
 	finished bool
 	closeErr error // outcome of the first Close
 }
@@ -40,37 +41,44 @@ type recvResult struct {
 var _ raft.SnapshotSink = (*Sink)(nil)
 
 // Create starts a new snapshot at index and term.
-func (s *Store) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+func (c *Catalog) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
 	configurationIndex uint64, _ raft.Transport) (raft.SnapshotSink, error) {
 	if version < raft.SnapshotVersionMin || version > raft.SnapshotVersionMax {
 		return nil, fmt.Errorf("unsupported snapshot version %d", version)
 	}
-	id, dir, err := s.newSinkDir(term, index)
+	id, dir, err := c.newSinkDir(term, index)
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{s: s, dir: dir, meta: snapMeta{SnapshotMeta: raft.SnapshotMeta{Version: version, ID: id, Index: index,
+	return &Sink{c: c, dir: dir, meta: snapMeta{SnapshotMeta: raft.SnapshotMeta{Version: version, ID: id, Index: index,
 		Term: term, Configuration: configuration, ConfigurationIndex: configurationIndex}}}, nil
+}
+
+// ownSink returns sink as one of this catalogue's sinks, or false: Persist
+// only fills sinks of the catalogue it captured for.
+func (c *Catalog) ownSink(sink raft.SnapshotSink) (*Sink, bool) {
+	k, ok := sink.(*Sink)
+	return k, ok && k.c == c
 }
 
 // newSinkDir picks an unused id, term-index-unixmillis as in Raft's file
 // store, and creates its directory under tmp/.
-func (s *Store) newSinkDir(term, index uint64) (string, string, error) {
-	s.sinkMu.Lock()
-	defer s.sinkMu.Unlock()
+func (c *Catalog) newSinkDir(term, index uint64) (string, string, error) {
+	c.sinkMu.Lock()
+	defer c.sinkMu.Unlock()
 	for ms := time.Now().UnixMilli(); ; ms++ {
 		id := fmt.Sprintf("%d-%d-%d", term, index, ms)
-		dir := filepath.Join(s.tmpDir(), id)
-		inTmp, err := s.exists(dir)
+		dir := filepath.Join(c.tmpDir(), id)
+		inTmp, err := c.exists(dir)
 		if err != nil {
 			return "", "", err
 		}
-		stored, err := s.exists(s.snapDir(id))
+		stored, err := c.exists(c.snapDir(id))
 		if err != nil {
 			return "", "", err
 		}
 		if !inTmp && !stored {
-			return id, dir, s.fs.MkdirAll(dir, 0o755)
+			return id, dir, c.fs.MkdirAll(dir, 0o755)
 		}
 	}
 }
@@ -89,7 +97,7 @@ func (k *Sink) Write(p []byte) (int, error) {
 		pw := newAsyncPipe()
 		k.pw, k.done = pw, make(chan recvResult, 1)
 		go func() {
-			res, err := k.s.receive(pw, k.dir)
+			res, err := k.c.receive(pw, k.dir)
 			pw.stopReading(err)
 			res.err = err
 			k.done <- res
@@ -97,14 +105,14 @@ func (k *Sink) Write(p []byte) (int, error) {
 	}
 	pw := k.pw
 	k.mu.Unlock()
-	if k.s.opts.OnReceive != nil {
-		k.s.opts.OnReceive(len(p))
+	if k.c.onReceive != nil {
+		k.c.onReceive(len(p))
 	}
 	return pw.Write(p)
 }
 
 // receive parses a stream into files in dir, verifying each.
-func (s *Store) receive(r io.Reader, dir string) (recvResult, error) {
+func (c *Catalog) receive(r io.Reader, dir string) (recvResult, error) {
 	h, err := readHeader(r)
 	if err != nil {
 		return recvResult{}, err
@@ -116,7 +124,7 @@ func (s *Store) receive(r io.Reader, dir string) (recvResult, error) {
 		if i > 0 {
 			name = fmt.Sprintf("wal-%03d", i)
 		}
-		if err := writeVerified(s.fs, r, filepath.Join(dir, name), e, buf, true); err != nil {
+		if err := writeVerified(c.fs, r, filepath.Join(dir, name), e, buf, true); err != nil {
 			return recvResult{}, err
 		}
 		e.Name = name
@@ -133,10 +141,10 @@ func (s *Store) receive(r io.Reader, dir string) (recvResult, error) {
 }
 
 // adopt records that Persist placed the files in the sink's directory.
-func (k *Sink) adopt(kind Kind, parent string, files []fileEntry, dbSize int64, installs uint64) {
+func (k *Sink) adopt(kind Kind, parent string, files []fileEntry, dbSize int64, epoch uint64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.adopted, k.installs = true, installs
+	k.adopted, k.epoch = true, epoch
 	k.meta.Kind, k.meta.Parent, k.meta.Files, k.meta.DBSize = kind, parent, files, dbSize
 }
 
@@ -173,13 +181,11 @@ func (k *Sink) complete(pw *asyncPipe, done chan recvResult, adopted bool) error
 		k.meta.Kind, k.meta.Parent, k.meta.Files, k.meta.DBSize = KindFull, "", res.files, res.dbSize
 		// The live database does not hold this content until the FSM's
 		// Restore replaces it: no incremental may build on it before then.
-		k.s.mu.Lock()
-		k.s.requireFullLocked("snapshot received from another node")
-		k.s.mu.Unlock()
+		k.c.full.requireFull("snapshot received from another node")
 	case !adopted:
 		return errors.Join(fmt.Errorf("snapshot %s: closed with no data", k.meta.ID), k.discard())
 	}
-	if err := k.s.finalize(k.dir, &k.meta, pw != nil, k.installs); err != nil {
+	if err := k.c.finalize(k.dir, &k.meta, pw != nil, k.epoch); err != nil {
 		return errors.Join(err, k.discard())
 	}
 	return nil
@@ -205,57 +211,67 @@ func (k *Sink) Cancel() error {
 	return k.discard()
 }
 
-func (k *Sink) discard() error { return k.s.fs.RemoveAll(k.dir) }
+func (k *Sink) discard() error { return k.c.fs.RemoveAll(k.dir) }
 
-// finalize moves a completed snapshot from tmp into the store and makes it
-// the head. A received snapshot supersedes every capture not yet
-// persisted; a captured one (installs: the store's count at capture) fails
+// finalize moves a completed snapshot from tmp into the catalogue and
+// makes it the head. A received snapshot supersedes every capture not yet
+// persisted; a captured one (epoch: the catalogue's epoch at capture) fails
 // with ErrSuperseded if a snapshot was received or installed since.
-func (s *Store) finalize(dir string, m *snapMeta, received bool, installs uint64) error {
-	if err := s.step("persist.data"); err != nil {
+func (c *Catalog) finalize(dir string, m *snapMeta, received bool, epoch uint64) error {
+	if err := c.hook.at("persist.data"); err != nil {
 		return err
 	}
-	if err := s.writeMeta(dir, m); err != nil {
+	if err := c.writeMeta(dir, m); err != nil {
 		return err
 	}
-	if err := s.step("persist.meta"); err != nil {
+	if err := c.hook.at("persist.meta"); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !received {
-		if err := s.checkCurrentLocked(installs); err != nil {
-			return err
-		}
+	c.mu.Lock()
+	parentMoved, err := c.commitLocked(dir, m, received, epoch)
+	c.mu.Unlock()
+	if parentMoved {
+		c.full.requireFull("chain changed while persisting")
 	}
-	if m.Kind == KindIncremental && m.Parent != s.head {
-		s.requireFullLocked("chain changed while persisting")
-		return fmt.Errorf("snapshot %s: parent %s is no longer the latest snapshot (%s)", m.ID, m.Parent, s.head)
-	}
-	if err := s.fs.Rename(dir, s.snapDir(m.ID)); err != nil {
-		return err
-	}
-	if err := s.fs.SyncDir(filepath.Dir(s.snapDir(m.ID))); err != nil {
-		return err
-	}
-	if err := s.step("persist.renamed"); err != nil {
-		return err
-	}
-	if received {
-		s.installs++
-	}
-	s.snaps[m.ID] = m
-	s.head = m.ID
-	s.lastIdx = m.Index
-	s.created++
-	s.log.Debug("snapshot stored", "id", m.ID, "kind", m.Kind, "files", len(m.Files))
-	s.wakeJanitor()
-	return nil
+	return err
 }
 
-func (s *Store) wakeJanitor() {
+// commitLocked renames a completed snapshot into place and makes it the
+// head, unless it is a superseded capture or an incremental whose parent is
+// no longer the head (parentMoved).
+func (c *Catalog) commitLocked(dir string, m *snapMeta, received bool, epoch uint64) (parentMoved bool, err error) {
+	if !received {
+		if err := c.currentLocked(epoch); err != nil {
+			return false, err
+		}
+	}
+	if m.Kind == KindIncremental && m.Parent != c.head {
+		return true, fmt.Errorf("snapshot %s: parent %s is no longer the latest snapshot (%s)", m.ID, m.Parent, c.head)
+	}
+	if err := c.fs.Rename(dir, c.snapDir(m.ID)); err != nil {
+		return false, err
+	}
+	if err := c.fs.SyncDir(filepath.Dir(c.snapDir(m.ID))); err != nil {
+		return false, err
+	}
+	if err := c.hook.at("persist.renamed"); err != nil {
+		return false, err
+	}
+	if received {
+		c.epoch++
+	}
+	c.snaps[m.ID] = m
+	c.head = m.ID
+	c.lastIdx = m.Index
+	c.created++
+	c.log.Debug("snapshot stored", "id", m.ID, "kind", m.Kind, "files", len(m.Files))
+	c.wakeJanitor()
+	return false, nil
+}
+
+func (c *Catalog) wakeJanitor() {
 	select {
-	case s.kick <- struct{}{}:
+	case c.kick <- struct{}{}:
 	default:
 	}
 }

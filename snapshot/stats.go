@@ -2,6 +2,8 @@ package snapshot
 
 import (
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -49,24 +51,79 @@ func infoOf(m *snapMeta) Info {
 	return in
 }
 
-// Stats returns the store's current state.
+// leaseCounter is what the Store reports of its LeaseManager in Stats.
+type leaseCounter interface {
+	Held() int
+	Waits() uint64
+}
+
+// lastError is the last snapshot error, shared by the parts of a Store:
+// each records its failures, a successful Persist clears it, and Stats
+// reports it. Its mu guards msg.
+type lastError struct {
+	log *slog.Logger
+
+	mu  sync.Mutex
+	msg string
+}
+
+// set records err and logs it.
+func (e *lastError) set(err error) {
+	e.mu.Lock()
+	e.msg = err.Error()
+	e.mu.Unlock()
+	e.log.Error("snapshot error", "error", err)
+}
+
+// clear forgets the last error (a snapshot succeeded).
+func (e *lastError) clear() {
+	e.mu.Lock()
+	e.msg = ""
+	e.mu.Unlock()
+}
+
+// get returns the last error's text, or "".
+func (e *lastError) get() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.msg
+}
+
+// Stats returns the store's current state. Each part reports its own
+// fields under its own lock, so fields from different parts may describe
+// slightly different moments.
 func (s *Store) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := Stats{LeasesHeld: s.leases.Held(), LeaseWaits: s.leases.Waits(), LastError: s.lastErr,
-		LastSnapshotIndex: s.lastIdx, NextFull: s.needFull, Created: s.created, Superseded: s.superseded, Consolidations: s.consols,
-		LastConsolidation: s.consolAt}
-	for _, m := range s.sortedLocked() {
+	st := s.catalog.stats()
+	st.NextFull, st.Superseded = s.capture.stats()
+	st.LeasesHeld, st.LeaseWaits = s.leases.Held(), s.leases.Waits()
+	st.LastError = s.errs.get()
+	return st
+}
+
+// stats reports the catalogue's part of Stats: the snapshots and the
+// counters of creation and consolidation.
+func (c *Catalog) stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Stats{LastSnapshotIndex: c.lastIdx, Created: c.created, Consolidations: c.consols,
+		LastConsolidation: c.consolAt}
+	for _, m := range c.sortedLocked() {
 		st.Snapshots = append(st.Snapshots, infoOf(m))
 	}
 	return st
 }
 
 // Latest describes the newest snapshot; ok is false if there is none.
-func (s *Store) Latest() (info Info, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, found := s.snaps[s.head]
+func (s *Store) Latest() (info Info, ok bool) { return s.catalog.Latest() }
+
+// Info describes snapshot id.
+func (s *Store) Info(id string) (Info, error) { return s.catalog.Info(id) }
+
+// Latest describes the newest snapshot; ok is false if there is none.
+func (c *Catalog) Latest() (info Info, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, found := c.snaps[c.head]
 	if !found {
 		return Info{}, false
 	}
@@ -74,10 +131,10 @@ func (s *Store) Latest() (info Info, ok bool) {
 }
 
 // Info describes snapshot id.
-func (s *Store) Info(id string) (Info, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m, ok := s.snaps[id]
+func (c *Catalog) Info(id string) (Info, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.snaps[id]
 	if !ok {
 		return Info{}, fmt.Errorf("snapshot %s: not found", id)
 	}

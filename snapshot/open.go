@@ -1,0 +1,140 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+)
+
+// Open returns snapshot id as a stream any node can turn into a database
+// (see Restore). It first takes a lease on the snapshot's files, so that
+// nothing renames, removes or writes into them until the stream is closed,
+// revoked after the idle timeout, or fails. The stream holds about the
+// database's size: the chain's files when they are at most 10% larger than
+// the database, otherwise one image consolidated from them for this stream
+// (see DESIGN.md, "What a stream sends").
+func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	return c.OpenContext(context.Background(), "raft:"+id, id)
+}
+
+// OpenContext is Open with a context (ending it revokes the lease) and a
+// name for the lease in logs; backup streams use it.
+//
+// If consolidation merged id away or pruning removed it (between Raft's
+// List and Open, or while Open waited for its lease behind a
+// consolidation), the newest snapshot is streamed instead; the returned
+// meta describes what is actually streamed, and both Raft's leader and
+// Backup take the index, term and configuration from it.
+func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	for {
+		c.mu.Lock()
+		plan, err := c.planOpenLocked(id)
+		c.mu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := c.hook.at("open.planned"); err != nil {
+			return nil, nil, err
+		}
+		paths, image := plan.dirs, ""
+		if plan.image {
+			image = c.newImagePath()
+			paths = append(append([]string(nil), paths...), image)
+		}
+		lease, err := c.leases.Acquire(ctx, name, paths...)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.mu.Lock()
+		again, err := c.planOpenLocked(id)
+		c.mu.Unlock()
+		if err != nil || again.meta.ID != plan.meta.ID || !sameSources(plan.chain, again.chain) {
+			lease.Release() // consolidated or pruned meanwhile; resolve again
+			if err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		if plan.meta.ID != id {
+			c.log.Info("snapshot merged away or pruned before it was opened; streaming the newest instead",
+				"requested", id, "streaming", plan.meta.ID, "lease", name)
+		}
+		meta, st, err := c.openPlanned(plan, lease, image)
+		if err != nil {
+			lease.Release()
+			return nil, nil, err
+		}
+		return meta, st, nil
+	}
+}
+
+// planOpenLocked plans the stream of id or, if id was retired, of the
+// newest snapshot.
+func (c *Catalog) planOpenLocked(id string) (streamPlan, error) {
+	if _, ok := c.snaps[id]; !ok && c.retired[id] && c.head != "" {
+		id = c.head
+	}
+	return c.planStreamLocked(id)
+}
+
+// openPlanned builds the stream of plan under lease (which covers the
+// chain, and image when the plan sends one).
+func (c *Catalog) openPlanned(plan streamPlan, lease *Lease, image string) (*raft.SnapshotMeta, *stream, error) {
+	files := plan.chain
+	if plan.image {
+		img, err := c.buildImage(lease, plan.chain, image)
+		if err != nil {
+			err = fmt.Errorf("snapshot %s: consolidate an image to send: %w", plan.meta.ID, err)
+			c.errs.set(err)
+			return nil, nil, err
+		}
+		files = []source{img}
+	}
+	h := plan.header(files)
+	hdr, err := encodeHeader(h)
+	if err != nil {
+		if plan.image {
+			c.removeImage(image)
+		}
+		return nil, nil, err
+	}
+	meta := plan.meta.SnapshotMeta
+	meta.Size, _ = streamLen(h)
+	st := &stream{lease: lease, fsys: c.fs, hdr: hdr, files: files}
+	if plan.image {
+		st.onClose = func() { c.removeImage(image) }
+		c.log.Debug("streaming a consolidated image", "id", meta.ID, "chain_files", len(plan.chain),
+			"image_bytes", files[0].entry.Size)
+	}
+	return &meta, st, nil
+}
+
+func (c *Catalog) resolveLocked(id string) (*snapMeta, []source, []string, error) {
+	m, ok := c.snaps[id]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("snapshot %s: not found", id)
+	}
+	chain, err := c.chainLocked(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dirs := make([]string, len(chain))
+	for i, link := range chain {
+		dirs[i] = c.snapDir(link.ID)
+	}
+	return m, c.sources(chain), dirs, nil
+}
+
+func sameSources(a, b []source) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
