@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/Jille/raft-grpc-transport v1.6.1
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cockroachdb/datadriven v1.0.3
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4
 	github.com/hashicorp/go-hclog v1.6.2

@@ -78,7 +78,7 @@ func (c config) embedConfig() (embed.Config, error) {
 	if c.nodeIDGiven {
 		ecfg.Node.ID = c.nodeID // insisted on: a data directory recording another is refused
 	}
-	return ecfg, nil
+	return ecfg, withDialSource(&ecfg)
 }
 
 func newLogger(level string) (*slog.Logger, error) {

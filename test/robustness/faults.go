@@ -1,0 +1,152 @@
+//go:build robustness
+
+package robustness
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"syscall"
+	"time"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+)
+
+// fault is one kind of failure the suite injects while the workloads run.
+// inject does it (once or repeatedly) within hold, undoes it, and returns a
+// line saying what it did; the cluster is healed (every process running,
+// every link clean) when it returns.
+type fault struct {
+	name string
+	// flags are extra sqlraftd flags the scenario's cluster needs.
+	flags  []string
+	inject func(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+var faults = []fault{
+	{name: "kill-leader", inject: func(ctx context.Context, c *cluster, _ *rand.Rand, hold time.Duration) (string, error) {
+		l := c.leader(30 * time.Second)
+		c.kill(l)
+		sleep(ctx, hold)
+		c.start(l)
+		return fmt.Sprintf("SIGKILL leader %s, restarted after %v on its data dir", l.name, hold), nil
+	}},
+	{name: "kill-follower", inject: func(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error) {
+		l := c.leader(30 * time.Second)
+		f := c.followers(l)[rng.IntN(2)]
+		c.kill(f)
+		sleep(ctx, hold)
+		c.start(f)
+		return fmt.Sprintf("SIGKILL follower %s, restarted after %v", f.name, hold), nil
+	}},
+	{name: "pause-leader", inject: func(ctx context.Context, c *cluster, _ *rand.Rand, hold time.Duration) (string, error) {
+		l := c.leader(30 * time.Second)
+		l.signal(syscall.SIGSTOP)
+		sleep(ctx, hold)
+		l.signal(syscall.SIGCONT)
+		return fmt.Sprintf("SIGSTOP leader %s for %v, then SIGCONT", l.name, hold), nil
+	}},
+	{name: "partition-leader", inject: func(ctx context.Context, c *cluster, _ *rand.Rand, hold time.Duration) (string, error) {
+		l := c.leader(30 * time.Second)
+		bh := linkFault{Blackhole: true}
+		for _, f := range c.followers(l) {
+			c.setLink(l, f, bh, bh)
+			c.setLink(f, l, bh, bh)
+		}
+		sleep(ctx, hold)
+		c.healAll()
+		return fmt.Sprintf("blackholed leader %s from both followers (both ways) for %v, healed", l.name, hold), nil
+	}},
+	{name: "drop-one-way", inject: func(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error) {
+		l := c.leader(30 * time.Second)
+		f := c.followers(l)[rng.IntN(2)]
+		c.setLink(l, f, linkFault{Drop: true}, linkFault{})
+		sleep(ctx, hold)
+		c.healAll()
+		return fmt.Sprintf("dropped leader %s → %s bytes (one way) for %v", l.name, f.name, hold), nil
+	}},
+	{name: "latency", inject: func(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error) {
+		l := c.leader(30 * time.Second)
+		f := c.followers(l)[rng.IntN(2)]
+		slow := linkFault{Delay: 150 * time.Millisecond, Jitter: 100 * time.Millisecond}
+		c.setLink(l, f, slow, slow)
+		c.setLink(f, l, slow, slow)
+		sleep(ctx, hold)
+		c.healAll()
+		return fmt.Sprintf("150±100 ms each way on %s ↔ %s for %v", l.name, f.name, hold), nil
+	}},
+	{name: "snapshot-storm", flags: []string{"--snapshot-threshold", "64", "--trailing-logs", "16", "--snapshot-interval", "200ms"},
+		inject: snapshotStorm},
+	{name: "membership", inject: removeAndRejoin},
+}
+
+// snapshotStorm forces snapshots on the leader in a loop while a follower
+// is cut off; with the tiny thresholds the leader's log moves past the
+// follower, which must catch up by a snapshot install when it returns.
+func snapshotStorm(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error) {
+	l := c.leader(30 * time.Second)
+	f := c.followers(l)[rng.IntN(2)]
+	bh := linkFault{Blackhole: true}
+	c.setLink(l, f, bh, bh)
+	c.setLink(f, l, bh, bh)
+	other := c.followers(l)[0]
+	if other == f {
+		other = c.followers(l)[1]
+	}
+	c.setLink(other, f, bh, bh)
+	c.setLink(f, other, bh, bh)
+	forced := 0
+	end := time.Now().Add(hold)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if _, err := c.admin(l).Snapshot(sctx, &sqlraftv1.SnapshotRequest{}); err == nil {
+			forced++
+		}
+		cancel()
+		sleep(ctx, 200*time.Millisecond)
+	}
+	c.healAll()
+	return fmt.Sprintf("cut off %s, forced %d snapshots on leader %s, healed (catch-up by install)", f.name, forced, l.name), nil
+}
+
+// removeAndRejoin removes a follower under load, stops it, wipes its data
+// directory and starts it again with --join: it re-enters as a new member
+// with the same ID.
+func removeAndRejoin(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error) {
+	l := c.leader(30 * time.Second)
+	f := c.followers(l)[rng.IntN(2)]
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, err := c.admin(l).Remove(rctx, &sqlraftv1.RemoveRequest{Id: f.name})
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("remove %s: %w", f.name, err)
+	}
+	c.kill(f)
+	if err := os.RemoveAll(f.dir); err != nil {
+		return "", err
+	}
+	sleep(ctx, hold)
+	if !hasArg(f.args, "--join") {
+		f.args = append(f.args, "--join", l.client.Addr())
+	}
+	c.start(f)
+	return fmt.Sprintf("removed %s, wiped it, re-joined after %v", f.name, hold), nil
+}
+
+func hasArg(args []string, a string) bool {
+	for _, x := range args {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
