@@ -111,4 +111,6 @@ func execute(ctx context.Context, c *cluster, nd *node, sql string, params ...*s
 	return r.GetRowsAffected(), outcomeOK
 }
 
-func intValue(v int64) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: v}} }
+func intValue(v int64) *sqlraftv1.Value {
+	return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: v}}
+}
