@@ -7,6 +7,9 @@
 #   scripts/robustness.sh          the full matrix (each scenario <= 60 s)
 #   scripts/robustness.sh --short  the CI subset: every fault, shorter holds
 #
+# Both runs end with the canary: NONE reads under a partition, which porcupine
+# must reject (else the checker could not be trusted).
+#
 # Environment: ROBUSTNESS_SEED (default 1) fixes the workloads' and faults'
 # choices; ROBUSTNESS_FAULTS=a,b runs only those faults; ROBUSTNESS_OUT is
 # where the matrix (matrix.md), failed histories (porcupine HTML) and the
@@ -21,7 +24,7 @@ export ROBUSTNESS_OUT="${ROBUSTNESS_OUT:-${TMPDIR:-/tmp}/sqlraft-robustness}"
 mkdir -p "$ROBUSTNESS_OUT"
 go vet -tags robustness,sqlite_preupdate_hook ./test/robustness/
 rc=0
-go test -tags robustness,sqlite_preupdate_hook "${short[@]}" -count=1 -v -timeout 30m -run TestRobustness \
+go test -tags robustness,sqlite_preupdate_hook "${short[@]}" -count=1 -v -timeout 30m -run 'TestRobustness|TestCheckerCatchesStaleReads' \
 	./test/robustness/ >"$ROBUSTNESS_OUT/run.log" 2>&1 || rc=$?
 grep -v '^time=' "$ROBUSTNESS_OUT/run.log" | grep -E '^(=== RUN|--- |\s+robustness_test|\s+\||PASS|FAIL|ok)' || true
 echo "robustness: full log and results in $ROBUSTNESS_OUT"

@@ -252,6 +252,13 @@ func (c *cluster) leader(timeout time.Duration) *node {
 	return leader
 }
 
+// status asks nd for its Status.
+func (c *cluster) status(nd *node) (*sqlraftv1.StatusResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.admin(nd).Status(ctx, &sqlraftv1.StatusRequest{})
+}
+
 func (c *cluster) byName(name string) *node {
 	for _, nd := range c.nodes {
 		if nd.name == name {

@@ -95,6 +95,10 @@ var faults = []fault{
 func snapshotStorm(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error) {
 	l := c.leader(30 * time.Second)
 	f := c.followers(l)[rng.IntN(2)]
+	cut, err := c.status(f)
+	if err != nil {
+		return "", err
+	}
 	bh := linkFault{Blackhole: true}
 	c.setLink(l, f, bh, bh)
 	c.setLink(f, l, bh, bh)
@@ -114,8 +118,17 @@ func snapshotStorm(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Du
 		cancel()
 		sleep(ctx, 200*time.Millisecond)
 	}
+	ls, err := c.status(l)
 	c.healAll()
-	return fmt.Sprintf("cut off %s, forced %d snapshots on leader %s, healed (catch-up by install)", f.name, forced, l.name), nil
+	if err != nil {
+		return "", err
+	}
+	if ls.GetFirstLogIndex() <= cut.GetAppliedIndex()+1 {
+		return "", fmt.Errorf("the leader's log (from %d) still holds what %s lacks (after %d): no install would be needed",
+			ls.GetFirstLogIndex(), f.name, cut.GetAppliedIndex())
+	}
+	return fmt.Sprintf("cut off %s at index %d, forced %d snapshots on leader %s (log then from %d), healed: catch-up only by install",
+		f.name, cut.GetAppliedIndex(), forced, l.name, ls.GetFirstLogIndex()), nil
 }
 
 // removeAndRejoin removes a follower under load, stops it, wipes its data
