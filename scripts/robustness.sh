@@ -24,7 +24,7 @@ export ROBUSTNESS_OUT="${ROBUSTNESS_OUT:-${TMPDIR:-/tmp}/sqlraft-robustness}"
 mkdir -p "$ROBUSTNESS_OUT"
 go vet -tags robustness,sqlite_preupdate_hook ./test/robustness/
 rc=0
-go test -tags robustness,sqlite_preupdate_hook "${short[@]}" -count=1 -v -timeout 30m -run 'TestRobustness|TestCheckerCatchesStaleReads' \
+go test -tags robustness,sqlite_preupdate_hook "${short[@]}" -count=1 -v -timeout 30m \
 	./test/robustness/ >"$ROBUSTNESS_OUT/run.log" 2>&1 || rc=$?
 grep -v '^time=' "$ROBUSTNESS_OUT/run.log" | grep -E '^(=== RUN|--- |\s+robustness_test|\s+\||PASS|FAIL|ok)' || true
 echo "robustness: full log and results in $ROBUSTNESS_OUT"
