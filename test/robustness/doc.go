@@ -20,7 +20,7 @@
 //
 // # Workloads
 //
-// Both run in every scenario, at the same time:
+// All three run in every scenario, at the same time:
 //
 //   - a register: 8 integer registers, read at LINEARIZABLE and STRONG,
 //     written, and compare-and-set with UPDATE … WHERE v = ?, from 4
@@ -34,6 +34,10 @@
 //     with every fault healed and every node converged (equal Checksum at the
 //     same applied index), every acknowledged value must be on every node and
 //     no value reported as not proposed may be anywhere.
+//   - a bank: 5 accounts holding 500; 2 clients move money with one
+//     conditional UPDATE in a Request transaction, a reader sums the
+//     balances at WEAK, LINEARIZABLE and STRONG. Every sum, during the run
+//     and on every node's own copy at the end, must be 500.
 //
 // Clients pick a node at random for each operation (forwarding does the
 // rest) and back off 100 ms after a failure.

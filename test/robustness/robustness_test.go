@@ -81,6 +81,7 @@ type result struct {
 	lost, phantom                   int
 	elapsed                         time.Duration
 	html                            string // porcupine's visualization, when not linearizable
+	transfers, bankReads, badSums   int
 }
 
 var (
@@ -137,6 +138,11 @@ func runScenario(t *testing.T, f fault, seed uint64, out string, levels []string
 	for id := 0; id < 3; id++ {
 		wg.Go(func() { setClient(ctx, c, rec, id, seed) })
 	}
+	bank := &bankRecord{}
+	for id := 0; id < 2; id++ {
+		wg.Go(func() { bankTransfers(ctx, c, bank, id, seed) })
+	}
+	wg.Go(func() { bankReader(ctx, c, bank, seed) })
 	sleep(context.Background(), tm.warmup)
 	what, err := f.inject(context.Background(), c, rand.New(rand.NewPCG(seed, 7)), tm.hold)
 	if err != nil {
@@ -163,6 +169,8 @@ func runScenario(t *testing.T, f fault, seed uint64, out string, levels []string
 	}
 	var setErr error
 	r.lost, r.phantom, setErr = checkSet(c, rec)
+	bankErr := checkBank(c, bank)
+	r.transfers, r.bankReads, r.badSums = bank.transfers, bank.reads, len(bank.badSums)
 	r.elapsed = time.Since(began)
 	resultsMu.Lock()
 	results = append(results, r)
@@ -171,8 +179,13 @@ func runScenario(t *testing.T, f fault, seed uint64, out string, levels []string
 		"lost %d, phantom %d; checksum %s…@%d", r.regOps, r.regUnknown, r.regFailed, r.linearizable,
 		r.setAcked, r.setUnknown, r.setFailed, r.lost, r.phantom, sum[:12], index)
 	t.Logf("errors that left outcomes unknown: %v", takeUnknownErrors())
+	t.Logf("bank: %d transfers acknowledged (%d unknown), %d sums read at WEAK/LINEARIZABLE/STRONG, %d wrong",
+		bank.transfers, bank.unknown, bank.reads, len(bank.badSums))
 	if setErr != nil {
 		t.Error(setErr)
+	}
+	if bankErr != nil {
+		t.Error(bankErr)
 	}
 	r.html = htmlPath
 	return r
@@ -180,8 +193,8 @@ func runScenario(t *testing.T, f fault, seed uint64, out string, levels []string
 
 // setup creates the tables the workloads use.
 func setup(t *testing.T, c *cluster) {
-	stmts := []*sqlraftv1.Statement{{Sql: "CREATE TABLE reg(k INTEGER PRIMARY KEY, v INTEGER NOT NULL)"},
-		{Sql: "CREATE TABLE s(v INTEGER PRIMARY KEY)"}}
+	stmts := append(bankSetup(), &sqlraftv1.Statement{Sql: "CREATE TABLE reg(k INTEGER PRIMARY KEY, v INTEGER NOT NULL)"},
+		&sqlraftv1.Statement{Sql: "CREATE TABLE s(v INTEGER PRIMARY KEY)"})
 	for k := 0; k < registerKeys; k++ {
 		stmts = append(stmts, &sqlraftv1.Statement{Sql: "INSERT INTO reg VALUES(?, 0)", Params: []*sqlraftv1.Value{intValue(int64(k))}})
 	}
@@ -208,11 +221,13 @@ func writeMatrix(t *testing.T, out string) {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
 	var b strings.Builder
-	b.WriteString("| scenario | fault injected | register ops (unknown) | linearizable | set acked / unknown / failed | lost | phantom | time |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | fault injected | register ops (unknown) | linearizable | set acked / unknown / failed | lost | phantom " +
+		"| bank transfers / sums read / wrong | time |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %s | %s | %d (%d) | %s | %d / %d / %d | %d | %d | %.0f s |\n", r.scenario, r.fault, r.regOps, r.regUnknown,
-			r.linearizable, r.setAcked, r.setUnknown, r.setFailed, r.lost, r.phantom, r.elapsed.Seconds())
+		fmt.Fprintf(&b, "| %s | %s | %d (%d) | %s | %d / %d / %d | %d | %d | %d / %d / %d | %.0f s |\n", r.scenario, r.fault,
+			r.regOps, r.regUnknown, r.linearizable, r.setAcked, r.setUnknown, r.setFailed, r.lost, r.phantom,
+			r.transfers, r.bankReads, r.badSums, r.elapsed.Seconds())
 	}
 	t.Logf("matrix (seed %d):\n%s", seed(), b.String())
 	os.WriteFile(filepath.Join(out, "matrix.md"), []byte(b.String()), 0o644)
