@@ -56,12 +56,16 @@ type FSM struct {
 	// changes fires when the node table or the Raft configuration changes
 	// (and, through Node, on leadership changes): see Node.Changed.
 	changes *signal
+	// stop ends applyUntilDone's retries when the node stops.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // NewFSM returns the FSM of node id over db, positioned at the index db
 // records, that takes and installs snapshots through store.
 func NewFSM(id string, db *sqlitedb.DB, store SnapshotStore, logger *slog.Logger) (*FSM, error) {
-	f := &FSM{id: id, db: db, store: store, logger: logger, notify: make(chan struct{}), changes: newSignal()}
+	f := &FSM{id: id, db: db, store: store, logger: logger, notify: make(chan struct{}), changes: newSignal(),
+		stop: make(chan struct{})}
 	if err := f.reload(); err != nil {
 		return nil, err
 	}
@@ -145,15 +149,52 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	out = make([]any, len(logs))
 	for i, l := range logs {
-		res, err := f.applyInTx([]*raft.Log{l})
-		if err != nil {
-			f.logger.Error("entry apply failed", "index", l.Index, "err", err)
-			out[i] = &Result{Err: err}
-			continue
+		res, err := f.applyUntilDone(l)
+		if err != nil { // stopping: apply nothing after an entry that is not applied
+			for j := i; j < len(logs); j++ {
+				out[j] = &Result{Err: err}
+			}
+			return out
 		}
-		out[i] = res[0]
+		out[i] = res
 	}
 	return out
+}
+
+// applyUntilDone applies one entry, trying again for as long as it fails:
+// an entry's own SQL errors are results, recorded like successes, so an
+// entry fails as a whole only when the machine failed (a full disk, an I/O
+// error; see sqlitedb.Tx.Failure). Skipping it would leave this replica
+// without an entry the others applied — a silent divergence — so the FSM
+// waits here (the node falls behind and reports itself not ready) until
+// the entry applies or the node stops.
+func (f *FSM) applyUntilDone(l *raft.Log) (any, error) {
+	delay := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		res, err := f.applyInTx([]*raft.Log{l})
+		if err == nil {
+			if attempt > 1 {
+				f.logger.Warn("entry applied after failed attempts", "index", l.Index, "attempts", attempt)
+			}
+			return res[0], nil
+		}
+		if attempt == 1 || attempt%20 == 0 {
+			f.logger.Error("entry apply failed; retrying it (a replica never skips an entry)",
+				"index", l.Index, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-f.stop:
+			return nil, fmt.Errorf("entry %d not applied (the node is stopping): %w", l.Index, err)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
+	}
+}
+
+// Stop ends any wait for an entry that keeps failing (applyUntilDone), so
+// Raft can shut down. Call it before stopping Raft.
+func (f *FSM) Stop() {
+	f.stopOnce.Do(func() { close(f.stop) })
 }
 
 // applyInTx applies logs in one transaction. It returns an error only when
@@ -187,6 +228,10 @@ func (f *FSM) applyInTx(logs []*raft.Log) ([]any, error) {
 			return nil, err
 		}
 		res, change := f.applyCommand(tx, l)
+		if err := tx.Failure(); err != nil { // the machine failed, not the SQL: apply it again
+			tx.Rollback()
+			return nil, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
 		if change != nil {
 			nodeChanges = append(nodeChanges, change)
 		}

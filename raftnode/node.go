@@ -210,6 +210,9 @@ func (n *Node) Close() error {
 
 func (n *Node) closeAll() error {
 	var errs []error
+	if n.fsm != nil {
+		n.fsm.Stop() // an entry retried forever must not hold Raft's shutdown
+	}
 	if n.raft != nil {
 		close(n.stopObserve)
 		n.raft.DeregisterObserver(n.observer)

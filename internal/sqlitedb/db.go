@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -79,6 +80,11 @@ type DB struct {
 
 	streamMu sync.Mutex                        // guards active
 	active   map[*conn]context.CancelCauseFunc // streams in progress
+
+	// maxPages is the cap SetMaxPages asks for; writerMaxPages the one the
+	// writer has (only the writer's goroutine, in Begin, reads or sets it).
+	maxPages       atomic.Int64
+	writerMaxPages int64
 }
 
 // conn is one SQLite connection with its authorizer and its prepared

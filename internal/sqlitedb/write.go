@@ -17,6 +17,9 @@ import (
 type Tx struct {
 	db *DB
 	c  *conn
+	// failure is the first error of this transaction that came from the
+	// machine rather than from the SQL (see Failure).
+	failure error
 }
 
 // Begin opens a write transaction. The DB cannot be closed or replaced
@@ -29,15 +32,78 @@ func (db *DB) Begin() (*Tx, error) {
 	}
 	tx := &Tx{db: db, c: db.writer}
 	tx.c.budget.reset(Limits{}) // no limits until SetLimits
-	if err := tx.internalExec("BEGIN IMMEDIATE"); err != nil {
+	if err := db.applyMaxPages(); err != nil {
+		db.mu.RUnlock()
+		return nil, err
+	}
+	if err := tx.c.execPrepared(context.Background(), "BEGIN IMMEDIATE"); err != nil {
 		db.mu.RUnlock()
 		return nil, err
 	}
 	return tx, nil
 }
 
+// SetMaxPages caps the database file at n pages from the next write
+// transaction on (0 lifts the cap): a write that needs more fails with
+// SQLITE_FULL, exactly as on a full disk. Tests of full-disk handling use
+// it; a daemon never does (the cap would be the same on every replica, and
+// the entries it stopped would be retried forever).
+func (db *DB) SetMaxPages(n int64) { db.maxPages.Store(n) }
+
+// applyMaxPages gives the writer the cap SetMaxPages asked for.
+func (db *DB) applyMaxPages() error {
+	n := db.maxPages.Load()
+	if n == db.writerMaxPages {
+		return nil
+	}
+	pages := n
+	if pages == 0 {
+		pages = 0xfffffffe // SQLite's largest
+	}
+	err := db.writer.internal(func() error {
+		_, err := db.writer.Exec(fmt.Sprintf("PRAGMA max_page_count = %d", pages), nil)
+		return err
+	})
+	if err == nil {
+		db.writerMaxPages = n
+	}
+	return err
+}
+
 func (tx *Tx) internalExec(sql string, args ...driver.NamedValue) error {
-	return tx.c.execPrepared(context.Background(), sql, args...)
+	return tx.note(tx.c.execPrepared(context.Background(), sql, args...))
+}
+
+// Failure returns the first error this transaction met that came from the
+// machine — a full disk, an I/O error, memory, a file that cannot be opened
+// or written, a busy lock — rather than from the SQL. The same statements may
+// well succeed on another replica, or here later, so a transaction that met
+// one must not be committed as the outcome of a Raft entry: the entry must be
+// applied again, not recorded as failed.
+func (tx *Tx) Failure() error { return tx.failure }
+
+// note records err as the transaction's failure when it came from the
+// machine, and returns it.
+func (tx *Tx) note(err error) error {
+	if tx.failure == nil && environmental(err) {
+		tx.failure = err
+	}
+	return err
+}
+
+// environmental reports whether err is a SQLite error caused by the
+// machine rather than by the SQL it ran.
+func environmental(err error) bool {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code {
+	case sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrNomem, sqlite3.ErrCantOpen, sqlite3.ErrReadonly,
+		sqlite3.ErrCorrupt, sqlite3.ErrNotADB, sqlite3.ErrProtocol, sqlite3.ErrBusy, sqlite3.ErrLocked:
+		return true
+	}
+	return false
 }
 
 // Commit commits and ends the transaction. If COMMIT fails, the
@@ -122,6 +188,7 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 	}
 	sst, denied, err := tx.c.prepareClient(s.GetSql())
 	if err != nil {
+		tx.note(err)
 		if denied != "" {
 			err = errors.New(denied)
 		}
@@ -141,6 +208,7 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 			limit = int(rb)
 		}
 		res, _, err := runQuery(context.Background(), sst, s, limit)
+		tx.note(err)
 		if berr := tx.c.budget.exceeded(); berr != nil {
 			return fail(berr)
 		}
@@ -166,14 +234,16 @@ func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlr
 	}
 	before, beforeID, err := tx.counters()
 	if err != nil {
+		tx.note(err)
 		return &sqlraftv1.ExecuteResult{Error: err.Error()}
 	}
 	r, err := st.ExecContext(context.Background(), args)
 	if err != nil {
+		tx.note(err)
 		return &sqlraftv1.ExecuteResult{Error: errorText(err)}
 	}
 	after, afterID, err := tx.counters()
-	if err != nil || after == before {
+	if tx.note(err) != nil || after == before {
 		return &sqlraftv1.ExecuteResult{}
 	}
 	res := &sqlraftv1.ExecuteResult{}

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"syscall"
+	"testing"
 	"time"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
@@ -22,6 +25,9 @@ type fault struct {
 	// flags are extra sqlraftd flags the scenario's cluster needs.
 	flags  []string
 	inject func(ctx context.Context, c *cluster, rng *rand.Rand, hold time.Duration) (string, error)
+	// prepare, when set, runs before the cluster starts, with the
+	// scenario's directory (node i's data directory is dir/n<i>).
+	prepare func(t *testing.T, dir string)
 }
 
 // sleep waits d or until ctx ends.
@@ -87,6 +93,73 @@ var faults = []fault{
 	{name: "snapshot-storm", flags: []string{"--snapshot-threshold", "64", "--trailing-logs", "16", "--snapshot-interval", "200ms"},
 		inject: snapshotStorm},
 	{name: "membership", inject: removeAndRejoin},
+	{name: "disk-full-follower", prepare: mountSmallDisk, inject: fillDisk},
+}
+
+// diskNode is the node whose data directory is a bounded tmpfs in the
+// disk-full scenario, and diskSize its size.
+const (
+	diskNode = 2
+	diskSize = "256m"
+)
+
+// mountSmallDisk mounts a tmpfs of diskSize on node diskNode's data
+// directory (unmounted when the test ends, after the processes). It needs
+// the right to mount; without it the scenario is skipped, saying so.
+func mountSmallDisk(t *testing.T, dir string) {
+	d := filepath.Join(dir, nodeName(diskNode))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+diskSize, "tmpfs", d).CombinedOutput(); err != nil {
+		t.Skipf("disk-full needs a tmpfs mount (root): %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", d).CombinedOutput(); err != nil {
+			t.Logf("umount %s: %v: %s", d, err, out)
+		}
+	})
+}
+
+// fillDisk fills the follower's disk to the last byte, holds, and frees it.
+// The node must keep or regain its place: no acknowledged write lost, and
+// it converges once space returns.
+func fillDisk(ctx context.Context, c *cluster, _ *rand.Rand, hold time.Duration) (string, error) {
+	nd := c.nodes[diskNode]
+	if l := c.leader(30 * time.Second); l == nd {
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := c.admin(nd).TransferLeadership(tctx, &sqlraftv1.TransferLeadershipRequest{})
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("move leadership off %s: %w", nd.name, err)
+		}
+		c.eventually(30*time.Second, func() error {
+			if c.leader(30*time.Second) == nd {
+				return fmt.Errorf("%s still leads", nd.name)
+			}
+			return nil
+		})
+	}
+	filler := filepath.Join(nd.dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		return "", err
+	}
+	chunk := make([]byte, 1<<20)
+	var filled int64
+	for {
+		n, err := f.Write(chunk)
+		filled += int64(n)
+		if err != nil {
+			break // ENOSPC: the disk is full
+		}
+	}
+	f.Close()
+	sleep(ctx, hold)
+	if err := os.Remove(filler); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("filled follower %s's %s disk (%d MiB) for %v, then freed it", nd.name, diskSize, filled>>20, hold), nil
 }
 
 // snapshotStorm forces snapshots on the leader in a loop while a follower

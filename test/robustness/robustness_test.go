@@ -121,6 +121,9 @@ func runScenario(t *testing.T, f fault, seed uint64, out string, levels []string
 	began := time.Now()
 	tm := scenarioTiming()
 	dir := t.TempDir()
+	if f.prepare != nil {
+		f.prepare(t, dir)
+	}
 	c := startCluster(t, sqlraftd, dir, 3, f.flags...)
 	t.Cleanup(func() { // runs before the cluster stops and its directory goes
 		if t.Failed() {
