@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlraft/sqlraft/internal/eventually"
 	"github.com/sqlraft/sqlraft/internal/testnet"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
@@ -202,20 +203,10 @@ func (c *testCluster) followers() []*testNode {
 	return out
 }
 
-// eventually retries check every 50 ms until it succeeds or timeout passes.
+// eventually retries check until it succeeds or timeout passes.
 func (c *testCluster) eventually(timeout time.Duration, check func() error) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually.Within(c.t, timeout, check)
 }
 
 // waitConverged waits until every running node has applied at least the

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/eventually"
 	"github.com/sqlraft/sqlraft/internal/testnet"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
@@ -367,17 +368,7 @@ func (c *Cluster) Followers() []*Node {
 // Eventually retries check every 50 ms until it succeeds or timeout passes.
 func (c *Cluster) Eventually(timeout time.Duration, check func() error) {
 	c.T.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.T.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually.Within(c.T, timeout, check)
 }
 
 // WaitConverged waits until every running node reports the same checksum

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/eventually"
 )
 
 // sourceIP is the loopback address node i dials other nodes from; the
@@ -342,19 +343,10 @@ func (c *cluster) converge(timeout time.Duration) (string, uint64) {
 	return sum, index
 }
 
+// eventually retries check until it succeeds or timeout passes.
 func (c *cluster) eventually(timeout time.Duration, check func() error) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("not within %v: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually.Within(c.t, timeout, check)
 }
 
 // logTail returns the last lines of nd's log, for failure reports.
