@@ -75,6 +75,10 @@ func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind
 var renameIntoMeta = regexp.MustCompile(`(?i)\bRENAME\s+TO\s+["'\[\x60]?` + metaPrefix)
 
 func checkStatement(s *sqlraftv1.Statement) error {
+	if strings.IndexByte(s.GetSql(), 0) >= 0 {
+		// SQLite reads a statement up to its first NUL and ignores the rest.
+		return fmt.Errorf("SQL holds a NUL byte")
+	}
 	if renameIntoMeta.MatchString(s.GetSql()) {
 		return fmt.Errorf("names starting with %s are reserved for sqlraft's own tables", metaPrefix)
 	}
