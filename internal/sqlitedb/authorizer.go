@@ -1,6 +1,8 @@
 package sqlitedb
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
@@ -107,16 +109,45 @@ func isMeta(table string) bool {
 }
 
 // prepareClient prepares client SQL on c, returning the authorizer's reason
-// when it refused the statement. A refusal left over from an earlier
-// statement (one refused while it ran, not while it was prepared) is
-// cleared first, so it cannot be blamed on this one.
+// when it refused the statement, or the reason the text is not exactly one
+// statement. A refusal left over from an earlier statement (one refused
+// while it ran, not while it was prepared) is cleared first, so it cannot
+// be blamed on this one.
 func (c *conn) prepareClient(sql string) (*sqlite3.SQLiteStmt, string, error) {
 	c.guard.denied = ""
 	st, err := c.Prepare(sql)
 	if err != nil {
 		return nil, c.guard.take(), err
 	}
-	return st.(*sqlite3.SQLiteStmt), "", nil
+	sst := st.(*sqlite3.SQLiteStmt)
+	if reason := notOneStatement(sst); reason != "" {
+		sst.Close()
+		return nil, reason, errors.New(reason)
+	}
+	return sst, "", nil
+}
+
+// notOneStatement says why SQLite did not prepare exactly one statement
+// from the text, or "" if it did. With none (the text held only white
+// space and comments), the driver's statement has no handle and running it
+// crashes the process; with more, the driver prepared the first and would
+// silently ignore the rest. checkParams' scanner refuses both before
+// SQLite sees the text; this stops any text the scanner misreads. The
+// driver keeps the handle and the unprepared rest in unexported fields;
+// TestPrepareSeesStatementFields fails if an upgrade moves them.
+func notOneStatement(st *sqlite3.SQLiteStmt) string {
+	v := reflect.ValueOf(st).Elem()
+	handle, tail := v.FieldByName("s"), v.FieldByName("t")
+	if handle.Kind() != reflect.Pointer || tail.Kind() != reflect.String {
+		return ""
+	}
+	if handle.IsNil() {
+		return "empty SQL"
+	}
+	if !scanPlaceholders(tail.String()).blank {
+		return "holds more than one SQL statement; send each as its own Statement"
+	}
+	return ""
 }
 
 // take returns and clears the last refusal's reason.

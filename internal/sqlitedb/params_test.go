@@ -1,6 +1,15 @@
 package sqlitedb
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+)
 
 func TestScanPlaceholders(t *testing.T) {
 	cases := []struct {
@@ -28,6 +37,61 @@ func TestScanPlaceholders(t *testing.T) {
 			if !p.named[n] {
 				t.Errorf("%q: named %q missing", c.sql, n)
 			}
+		}
+	}
+}
+
+// TestPrepareSeesStatementFields checks that notOneStatement still finds the
+// driver's statement handle and unprepared tail: without them it would let
+// an empty statement (which crashes the driver when run) or a second
+// statement through.
+func TestPrepareSeesStatementFields(t *testing.T) {
+	db := openTest(t)
+	err := db.withChecker(context.Background(), func(c *conn) error {
+		for sql, want := range map[string]string{
+			" -- nothing\n":      "empty SQL",
+			"SELECT 1; SELECT 2": "holds more than one SQL statement; send each as its own Statement",
+			"SELECT 1; -- done":  "",
+		} {
+			st, err := c.Prepare(sql)
+			if err != nil {
+				t.Fatalf("%q: %v", sql, err)
+			}
+			if got := notOneStatement(st.(*sqlite3.SQLiteStmt)); got != want {
+				t.Errorf("%q: %q, want %q", sql, got, want)
+			}
+			st.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOneStatementExactly: text that SQLite would not run in full is
+// refused, even where the scanner miscounts (a trigger on a table named
+// "begin" looks to it like one more BEGIN ... END block).
+func TestOneStatementExactly(t *testing.T) {
+	db := openTest(t)
+	write(t, db, 1, time.Now(), 1, stmt(`CREATE TABLE "begin"(x)`), stmt("CREATE TABLE t(x)"))
+	for _, sql := range []string{
+		"SELECT 1\x00; DELETE FROM t",
+		"\x00",
+		"CREATE TRIGGER tr AFTER INSERT ON begin BEGIN SELECT 1; END; DELETE FROM t",
+	} {
+		_, err := db.Inspect(context.Background(), []*sqlraftv1.Statement{stmt(sql)})
+		var inv *InvalidError
+		if !errors.As(err, &inv) {
+			t.Errorf("Inspect %q: %v, want an InvalidError", sql, err)
+		}
+		_, _, err = db.Query(context.Background(), []*sqlraftv1.Statement{stmt(sql)})
+		if !errors.As(err, &inv) {
+			t.Errorf("Query %q: %v, want an InvalidError", sql, err)
+		}
+		res := write(t, db, 2, time.Now(), 1, stmt(sql))
+		if res[0].GetExecute().GetError() == "" {
+			t.Errorf("write %q ran", sql)
 		}
 	}
 }
