@@ -5,9 +5,11 @@ import (
 	"database/sql/driver"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -33,7 +35,8 @@ import (
 //     protobuf message) or, for Query, ErrResultTooLarge or the context's;
 //   - every result marshals (its strings are valid UTF-8);
 //   - Inspect and Query agree on whether a statement writes;
-//   - a statement that validation accepts and SQLite prepares has the
+//   - a statement that validation accepts and SQLite prepares is the whole
+//     text (no second statement is silently dropped) and has the
 //     parameters the scanner found, so each one is bound or refused;
 //   - what the writer runs as a read leaves the file unchanged, and a write
 //     never creates anything in sqlraft's reserved _sqlraft namespace.
@@ -47,6 +50,7 @@ func FuzzStatement(f *testing.F) {
 	env := newFuzzEnv(f)
 	f.Fuzz(func(t *testing.T, sql string, params []byte) {
 		sql = strings.ToValidUTF8(sql, "\uFFFD")
+		defer time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("input still running after 10s: %q %q", sql, params)) }).Stop()
 		s := fuzzParams(sql, params)
 		kind := env.inspect(t, s)
 		env.query(t, s, kind)
@@ -142,6 +146,7 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 		"CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB, d DATETIME, e BOOLEAN)",
 		"CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID",
 		"CREATE TABLE log(x)",
+		`CREATE TABLE "begin"(x)`,
 		"CREATE INDEX t_a ON t(a)",
 		"CREATE VIEW v AS SELECT id, a FROM t",
 		"CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO log VALUES(new.id); END",
@@ -223,8 +228,8 @@ func mustMarshal(t *testing.T, what string, m proto.Message) {
 }
 
 // prepared checks a statement that validation accepted and SQLite prepared:
-// SQLite must see the parameters the scanner found (as many as the scanner
-// counts, so none goes unbound).
+// SQLite must have read all of it, and see the parameters the scanner found
+// (as many as the scanner counts, so none goes unbound).
 func (e *fuzzEnv) prepared(t *testing.T, s *sqlraftv1.Statement) {
 	err := e.db.withChecker(context.Background(), func(c *conn) error {
 		c.guard.writer = true // as Inspect judges
@@ -234,8 +239,11 @@ func (e *fuzzEnv) prepared(t *testing.T, s *sqlraftv1.Statement) {
 			t.Fatalf("Inspect prepared the statement, a second prepare failed: %v", err)
 		}
 		defer st.Close()
+		if tail := reflect.ValueOf(st).Elem().FieldByName("t").String(); !scanPlaceholders(tail).blank {
+			t.Fatalf("accepted as one statement, SQLite left %q unprepared", tail)
+		}
 		p := scanPlaceholders(s.GetSql())
-		if want := p.positional + len(p.named); st.NumInput() != want {
+		if want := p.positional + p.variables; st.NumInput() != want {
 			t.Fatalf("SQLite sees %d parameters, the scanner %d (%+v)", st.NumInput(), want, p)
 		}
 		return nil

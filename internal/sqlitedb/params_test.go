@@ -3,6 +3,7 @@ package sqlitedb
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ func TestScanPlaceholders(t *testing.T) {
 		{"CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE y SET a = CASE WHEN 1 THEN 2 END; DELETE FROM z; END", 0, 1, nil},
 		{"SELECT 'it''s ?'", 0, 1, nil},
 		{"SELECT a$b FROM t WHERE x = $v", 0, 1, []string{"v"}},
+		// Named placeholders as SQLite's tokenizer reads them.
+		{"SELECT :a$b, @a::b, $a(x;y), :a(", 0, 1, []string{"a$b", "a::b", "a(x;y)"}},
+		{"SELECT $::a, :, @ , $(x)", 0, 1, []string{"::a"}},
 	}
 	for _, c := range cases {
 		p := scanPlaceholders(c.sql)
@@ -92,6 +96,39 @@ func TestOneStatementExactly(t *testing.T) {
 		res := write(t, db, 2, time.Now(), 1, stmt(sql))
 		if res[0].GetExecute().GetError() == "" {
 			t.Errorf("write %q ran", sql)
+		}
+	}
+}
+
+// TestNamedPlaceholdersBind: every named placeholder SQLite accepts is
+// bound by the name the scanner gives it, and one the driver cannot bind
+// (#name) is refused rather than left NULL.
+func TestNamedPlaceholdersBind(t *testing.T) {
+	db := openTest(t)
+	named := func(sql string, names ...string) *sqlraftv1.Statement {
+		s := stmt(sql)
+		s.NamedParams = map[string]*sqlraftv1.Value{}
+		for _, n := range names {
+			s.NamedParams[n] = text(n)
+		}
+		return s
+	}
+	res, _, err := db.Query(context.Background(), []*sqlraftv1.Statement{
+		named("SELECT :a$b, @c::d, $e(f), :a$b", "a$b", "c::d", "e(f)")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range res[0].GetRows()[0].GetValues() {
+		got = append(got, v.GetText())
+	}
+	if strings.Join(got, " ") != "a$b c::d e(f) a$b" {
+		t.Errorf("bound %q", got)
+	}
+	for _, s := range []*sqlraftv1.Statement{stmt("SELECT #a"), named("SELECT :a$b", "a", "b"), named("SELECT :a(x)", "a")} {
+		var inv *InvalidError
+		if _, err := db.Inspect(context.Background(), []*sqlraftv1.Statement{s}); !errors.As(err, &inv) {
+			t.Errorf("%q with %v: %v, want an InvalidError", s.Sql, s.NamedParams, err)
 		}
 	}
 }
