@@ -41,6 +41,11 @@ var pragmaNever = map[string]bool{"wal_checkpoint": true}
 // statements. So nothing may be created in, or written to, the temp schema.
 const tempRefusal = "TEMP tables, views, indexes and triggers are not allowed: they would not be replicated"
 
+// reservedRefusal refuses a client object named in sqlraft's namespace:
+// the checksum leaves such names out, so replicas could differ in it
+// unnoticed.
+const reservedRefusal = "names starting with " + metaPrefix + " are reserved for sqlraft's own tables"
+
 // readOnlyOp are authorizer actions that change nothing.
 var readOnlyOp = map[int]bool{sqlite3.SQLITE_READ: true, sqlite3.SQLITE_SELECT: true, sqlite3.SQLITE_FUNCTION: true,
 	sqlite3.SQLITE_TRANSACTION: true, sqlite3.SQLITE_SAVEPOINT: true}
@@ -59,7 +64,7 @@ func (g *guard) authorize(op int, arg1, arg2, dbName string) int {
 		return sqlite3.SQLITE_OK
 	}
 	reason := g.reason(op, arg1, arg2)
-	if reason == "" && strings.EqualFold(dbName, "temp") && !readOnlyOp[op] {
+	if reason == "" && strings.EqualFold(dbName, "temp") && !readOnlyOp[op] && !tempSchemaRewrite(op, arg1) {
 		reason = tempRefusal
 	}
 	if reason != "" {
@@ -100,8 +105,24 @@ func (g *guard) reason(op int, arg1, arg2 string) string {
 		if isMeta(arg2) {
 			return "table " + arg2 + " is internal to sqlraft"
 		}
+		if (op == sqlite3.SQLITE_CREATE_INDEX || op == sqlite3.SQLITE_CREATE_TRIGGER) && isMeta(arg1) {
+			return reservedRefusal
+		}
+	case sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_VTABLE:
+		if isMeta(arg1) {
+			return reservedRefusal
+		}
 	}
 	return ""
+}
+
+// tempSchemaRewrite reports whether op is ALTER TABLE ... RENAME updating
+// the temp schema's table of objects, as it does in every schema to rewrite
+// the objects that refer to the renamed table or column. It changes
+// nothing, since no temp object can exist, and a client's own UPDATE of
+// that table is refused by SQLite itself.
+func tempSchemaRewrite(op int, table string) bool {
+	return op == sqlite3.SQLITE_UPDATE && (table == "sqlite_temp_master" || table == "sqlite_temp_schema")
 }
 
 func isMeta(table string) bool {
