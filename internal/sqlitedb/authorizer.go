@@ -1,6 +1,8 @@
 package sqlitedb
 
 import (
+	"errors"
+	"reflect"
 	"strings"
 
 	"github.com/mattn/go-sqlite3"
@@ -39,6 +41,11 @@ var pragmaNever = map[string]bool{"wal_checkpoint": true}
 // statements. So nothing may be created in, or written to, the temp schema.
 const tempRefusal = "TEMP tables, views, indexes and triggers are not allowed: they would not be replicated"
 
+// reservedRefusal refuses a client object named in sqlraft's namespace:
+// the checksum leaves such names out, so replicas could differ in it
+// unnoticed.
+const reservedRefusal = "names starting with " + metaPrefix + " are reserved for sqlraft's own tables"
+
 // readOnlyOp are authorizer actions that change nothing.
 var readOnlyOp = map[int]bool{sqlite3.SQLITE_READ: true, sqlite3.SQLITE_SELECT: true, sqlite3.SQLITE_FUNCTION: true,
 	sqlite3.SQLITE_TRANSACTION: true, sqlite3.SQLITE_SAVEPOINT: true}
@@ -57,7 +64,7 @@ func (g *guard) authorize(op int, arg1, arg2, dbName string) int {
 		return sqlite3.SQLITE_OK
 	}
 	reason := g.reason(op, arg1, arg2)
-	if reason == "" && strings.EqualFold(dbName, "temp") && !readOnlyOp[op] {
+	if reason == "" && strings.EqualFold(dbName, "temp") && !readOnlyOp[op] && !tempSchemaRewrite(op, arg1) {
 		reason = tempRefusal
 	}
 	if reason != "" {
@@ -98,8 +105,24 @@ func (g *guard) reason(op int, arg1, arg2 string) string {
 		if isMeta(arg2) {
 			return "table " + arg2 + " is internal to sqlraft"
 		}
+		if (op == sqlite3.SQLITE_CREATE_INDEX || op == sqlite3.SQLITE_CREATE_TRIGGER) && isMeta(arg1) {
+			return reservedRefusal
+		}
+	case sqlite3.SQLITE_CREATE_VIEW, sqlite3.SQLITE_CREATE_VTABLE:
+		if isMeta(arg1) {
+			return reservedRefusal
+		}
 	}
 	return ""
+}
+
+// tempSchemaRewrite reports whether op is ALTER TABLE ... RENAME updating
+// the temp schema's table of objects, as it does in every schema to rewrite
+// the objects that refer to the renamed table or column. It changes
+// nothing, since no temp object can exist, and a client's own UPDATE of
+// that table is refused by SQLite itself.
+func tempSchemaRewrite(op int, table string) bool {
+	return op == sqlite3.SQLITE_UPDATE && (table == "sqlite_temp_master" || table == "sqlite_temp_schema")
 }
 
 func isMeta(table string) bool {
@@ -107,16 +130,45 @@ func isMeta(table string) bool {
 }
 
 // prepareClient prepares client SQL on c, returning the authorizer's reason
-// when it refused the statement. A refusal left over from an earlier
-// statement (one refused while it ran, not while it was prepared) is
-// cleared first, so it cannot be blamed on this one.
+// when it refused the statement, or the reason the text is not exactly one
+// statement. A refusal left over from an earlier statement (one refused
+// while it ran, not while it was prepared) is cleared first, so it cannot
+// be blamed on this one.
 func (c *conn) prepareClient(sql string) (*sqlite3.SQLiteStmt, string, error) {
 	c.guard.denied = ""
 	st, err := c.Prepare(sql)
 	if err != nil {
 		return nil, c.guard.take(), err
 	}
-	return st.(*sqlite3.SQLiteStmt), "", nil
+	sst := st.(*sqlite3.SQLiteStmt)
+	if reason := notOneStatement(sst); reason != "" {
+		sst.Close()
+		return nil, reason, errors.New(reason)
+	}
+	return sst, "", nil
+}
+
+// notOneStatement says why SQLite did not prepare exactly one statement
+// from the text, or "" if it did. With none (the text held only white
+// space and comments), the driver's statement has no handle and running it
+// crashes the process; with more, the driver prepared the first and would
+// silently ignore the rest. checkParams' scanner refuses both before
+// SQLite sees the text; this stops any text the scanner misreads. The
+// driver keeps the handle and the unprepared rest in unexported fields;
+// TestPrepareSeesStatementFields fails if an upgrade moves them.
+func notOneStatement(st *sqlite3.SQLiteStmt) string {
+	v := reflect.ValueOf(st).Elem()
+	handle, tail := v.FieldByName("s"), v.FieldByName("t")
+	if handle.Kind() != reflect.Pointer || tail.Kind() != reflect.String {
+		return ""
+	}
+	if handle.IsNil() {
+		return "empty SQL"
+	}
+	if !scanPlaceholders(tail.String()).blank {
+		return "holds more than one SQL statement; send each as its own Statement"
+	}
+	return ""
 }
 
 // take returns and clears the last refusal's reason.

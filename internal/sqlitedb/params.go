@@ -11,6 +11,8 @@ import (
 type placeholders struct {
 	positional int             // highest ? / ?NNN index
 	named      map[string]bool // names without their :, @ or $ prefix
+	variables  int             // distinct named placeholders, as SQLite counts them (:a and @a are two)
+	hashNamed  string          // a #name placeholder, which the driver cannot bind
 	statements int             // number of statements in the text
 	blank      bool            // text holds no statement at all
 }
@@ -20,6 +22,7 @@ type placeholders struct {
 // identifiers and comments. It never decides whether SQL is valid: SQLite does.
 func scanPlaceholders(sql string) placeholders {
 	p := placeholders{named: map[string]bool{}}
+	seen := map[string]bool{} // named placeholders with their prefix
 	inStatement := false
 	depthBeginEnd := 0 // CREATE TRIGGER bodies hold ';' inside BEGIN ... END
 	var words []string
@@ -42,12 +45,11 @@ func scanPlaceholders(sql string) placeholders {
 			continue
 		case c == '?':
 			i = p.positionalAt(sql, i)
-		case (c == ':' || c == '@' || c == '$') && i+1 < len(sql) && isIdentByte(sql[i+1]):
-			j := i + 1
-			for j < len(sql) && (isIdentByte(sql[j]) || (c == '$' && sql[j] == ':')) {
-				j++
+		case c == ':' || c == '@' || c == '$' || c == '#':
+			j, ok := variableEnd(sql, i)
+			if ok {
+				p.addNamed(sql[i:j], seen)
 			}
-			p.named[sql[i+1:j]] = true
 			i = j
 		case isIdentByte(c):
 			j := i
@@ -85,6 +87,56 @@ func (p *placeholders) positionalAt(sql string, i int) int {
 	p.positional = max(p.positional, n)
 	return j
 }
+
+// variableEnd returns the index after the named placeholder at sql[i] (its
+// prefix :, @, $ or #), read as SQLite's tokenizer reads one: identifier
+// bytes, which include $, with "::" allowed among them and, after at least
+// one, a "(...)" suffix holding no white space. It returns i+1 and false
+// when there is no placeholder there (no identifier byte after the prefix,
+// or a suffix not closed): SQLite refuses such text.
+func variableEnd(sql string, i int) (int, bool) {
+	n, j := 0, i+1
+	for ; j < len(sql); j++ {
+		c := sql[j]
+		if isIdentByte(c) || c == '$' {
+			n++
+			continue
+		}
+		if c == '(' && n > 0 {
+			k := j + 1
+			for k < len(sql) && sql[k] != ')' && !isSQLiteSpace(sql[k]) {
+				k++
+			}
+			if k == len(sql) || sql[k] != ')' {
+				return i + 1, false
+			}
+			return k + 1, true
+		}
+		if c != ':' || j+1 == len(sql) || sql[j+1] != ':' {
+			break
+		}
+		j++ // "::" inside the name
+	}
+	if n == 0 {
+		return i + 1, false
+	}
+	return j, true
+}
+
+// addNamed records the named placeholder v (with its prefix), once.
+func (p *placeholders) addNamed(v string, seen map[string]bool) {
+	switch {
+	case v[0] == '#':
+		p.hashNamed = v
+	case !seen[v]:
+		seen[v] = true
+		p.named[v[1:]] = true
+		p.variables++
+	}
+}
+
+// isSQLiteSpace is SQLite's sqlite3Isspace.
+func isSQLiteSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // skipNonCode returns the index after the literal, quoted identifier,
 // comment or white space at sql[i] (or i if there is none there), and
@@ -161,6 +213,9 @@ func checkParams(sql string, positional int, named []string) error {
 	}
 	if p.statements > 1 {
 		return fmt.Errorf("holds %d SQL statements; send each as its own Statement", p.statements)
+	}
+	if p.hashNamed != "" {
+		return fmt.Errorf("parameter %s: #name parameters are not supported; use :name, @name or $name", p.hashNamed)
 	}
 	if p.positional > 0 && len(p.named) > 0 {
 		return fmt.Errorf("mixes positional (?) and named (:name) parameters; use one kind")

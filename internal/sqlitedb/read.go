@@ -72,11 +72,19 @@ func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind
 
 // renameIntoMeta matches ALTER TABLE ... RENAME TO a name in sqlraft's
 // reserved prefix, which the authorizer cannot see (it is told the old name).
-var renameIntoMeta = regexp.MustCompile(`(?i)\bRENAME\s+TO\s+["'\[\x60]?` + metaPrefix)
+// Comments may stand between the words, as white space may.
+var renameIntoMeta = regexp.MustCompile(`(?is)\bRENAME` + sqlGap + `TO` + sqlGap + `["'\[\x60]?` + metaPrefix)
+
+// sqlGap matches what may separate two SQL words: white space and comments.
+const sqlGap = `(?:\s|/\*.*?\*/|--[^\n]*\n)+`
 
 func checkStatement(s *sqlraftv1.Statement) error {
+	if strings.IndexByte(s.GetSql(), 0) >= 0 {
+		// SQLite reads a statement up to its first NUL and ignores the rest.
+		return fmt.Errorf("SQL holds a NUL byte")
+	}
 	if renameIntoMeta.MatchString(s.GetSql()) {
-		return fmt.Errorf("names starting with %s are reserved for sqlraft's own tables", metaPrefix)
+		return errors.New(reservedRefusal)
 	}
 	names := make([]string, 0, len(s.GetNamedParams()))
 	for _, k := range sortedKeys(s) {
