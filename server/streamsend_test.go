@@ -55,7 +55,8 @@ func TestStalledStreamIsEnded(t *testing.T) {
 		for err == nil {
 			_, err = stream.Recv()
 		}
-		if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "--stream-send-timeout") {
+		if status.Code(err) != codes.DeadlineExceeded || !strings.HasPrefix(status.Convert(err).Message(), "the client took no message") ||
+			!strings.Contains(err.Error(), "--stream-send-timeout") {
 			t.Errorf("stalled stream %d ended with %v, want DEADLINE_EXCEEDED naming --stream-send-timeout", i, err)
 		}
 	}
