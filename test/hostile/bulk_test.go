@@ -3,7 +3,6 @@ package hostile
 import (
 	"context"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -27,12 +26,12 @@ func TestTenThousandStatements(t *testing.T) {
 	execReq := &sqlraftv1.ExecuteRequest{Statements: inserts, Transaction: true}
 	reqReq := &sqlraftv1.RequestRequest{Statements: append(inserts[:n-1:n-1], st("SELECT count(*) FROM bulk")), Transaction: true}
 	t.Logf("the Execute request is %d bytes, the Request %d (limit %d)", proto.Size(execReq), proto.Size(reqReq), messageLimit)
-	before := goroutines()
+	before := settled()
 	h := newHostile(t)
 	db := h.db(leader.GRPCAddr)
 	var rows int64
-	measure(t, c, "10,000 INSERTs in one transaction (Execute, Request)", "served", func(w time.Duration) string {
-		return flood(w, func(i int) {
+	measure(t, c, "10,000 INSERTs in one transaction (Execute, Request)", "served", func(sp *span) string {
+		return flood(sp, func(i int) {
 			if i%2 == 0 {
 				rows += bulkExecute(t, db, execReq)
 			} else {

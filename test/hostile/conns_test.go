@@ -22,10 +22,10 @@ func TestIdleConnections(t *testing.T) {
 	const clients = 1000
 	c := newCluster(t)
 	leader := c.Leader()
-	before := goroutines()
+	before := settled()
 	h := newHostile(t)
 	var conns []*grpc.ClientConn
-	measure(t, c, "1,000 idle connections", "served: each handshake and call succeeds; the connections stay up", func(w time.Duration) string {
+	measure(t, c, "1,000 idle connections", "served: each handshake and call succeeds; the connections stay up", func(sp *span) string {
 		var m0, m1 runtime.MemStats
 		runtime.ReadMemStats(&m0)
 		start := time.Now()
@@ -33,8 +33,8 @@ func TestIdleConnections(t *testing.T) {
 		opened := time.Since(start)
 		runtime.ReadMemStats(&m1)
 		did := fmt.Sprintf("opened %d connections in %v (+%d goroutines, +%.0f MiB heap, both ends in one process), then idled",
-			len(conns), opened.Round(time.Millisecond), runtime.NumGoroutine()-before, float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/(1<<20))
-		time.Sleep(max(w-opened, w/2))
+			len(conns), opened.Round(time.Millisecond), runtime.NumGoroutine()-before.goroutines, float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/(1<<20))
+		sp.wait()
 		return did
 	})
 	ready := 0

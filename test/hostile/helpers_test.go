@@ -98,47 +98,84 @@ func wantRefusal(err error, limit int) error {
 	return nil
 }
 
-// goroutines is the process's goroutine count once it has stopped falling
-// (timers and connections closing settle within a few hundred ms).
-func goroutines() int {
-	last := runtime.NumGoroutine()
+// footprint is what the process runs: goroutines, the server ends of gRPC
+// connections (grpc-go's HTTP/2 server transport runs one keepalive
+// goroutine each; the client API's and the Raft transport's alike), and
+// sqlraft DatabaseService handlers in flight (with their send goroutines).
+type footprint struct{ goroutines, conns, handlers int }
+
+func (f footprint) String() string {
+	return fmt.Sprintf("%d goroutines, %d server connections, %d handlers", f.goroutines, f.conns, f.handlers)
+}
+
+// current takes the process's footprint from its goroutines' stacks.
+func current() footprint {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var f footprint
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		f.goroutines++
+		if strings.Contains(g, "transport.(*http2Server).keepalive") {
+			f.conns++
+		}
+		if strings.Contains(g, "sqlraft/server.(*database)") || strings.Contains(g, "sqlraft/server.(*Server).send") {
+			f.handlers++
+		}
+	}
+	return f
+}
+
+// settled is the footprint once the goroutine count has stopped falling
+// (connections and timers closing settle within a few hundred ms).
+func settled() footprint {
+	last := current()
 	for i := 0; i < 20; i++ {
 		time.Sleep(100 * time.Millisecond)
-		n := runtime.NumGoroutine()
-		if n >= last {
-			return n
+		f := current()
+		if f.goroutines >= last.goroutines {
+			return f
 		}
-		last = n
+		last = f
 	}
 	return last
 }
 
-// goroutineSlack is how many more goroutines than before a hostile client
-// came the process may run after it left: the nodes' own background work
-// (Raft, timers, forwarding connections) comes and goes. A hostile client
-// that left something per stream or per connection behind exceeds it by far
-// (1,000 idle connections leave several thousand).
-const goroutineSlack = 40
+// connSlack is how many more server connections than before a hostile
+// client came may remain after it left: a follower keeps its forwarding
+// connection to every leader it has forwarded to, so an election adds one
+// per follower. A hostile client whose connections were not released leaves
+// one per connection (1,000 in TestIdleConnections).
+const connSlack = 6
 
 // checkNothingLeft waits until, after a hostile client went away, no node
-// runs a stream any more and the process has about as many goroutines as
-// before it came; then the cluster must converge and take a snapshot.
-func checkNothingLeft(t *testing.T, c *servertest.Cluster, before int) {
+// runs a stream, no handler runs, and the server holds about as many
+// connections as before the client came (before); then the cluster must
+// converge and take a snapshot.
+func checkNothingLeft(t *testing.T, c *servertest.Cluster, before footprint) {
 	t.Helper()
 	start := time.Now()
+	var now footprint
 	c.Eventually(30*time.Second, func() error {
 		for _, n := range c.Nodes {
 			if s := n.Raft.Status().Streams; s != 0 {
 				return fmt.Errorf("%s still runs %d streams", n.ID, s)
 			}
 		}
-		if g := runtime.NumGoroutine(); g > before+goroutineSlack {
-			return fmt.Errorf("%d goroutines, %d before the hostile client", g, before)
+		now = current()
+		if now.handlers != 0 || now.conns > before.conns+connSlack {
+			return fmt.Errorf("%v, before the hostile client %v", now, before)
 		}
 		return nil
 	})
-	t.Logf("no stream left and %d goroutines (%d before the hostile client) %v after it went away",
-		runtime.NumGoroutine(), before, time.Since(start).Round(time.Millisecond))
+	t.Logf("%v after the hostile client went away: no stream, %v (before it came: %v)",
+		time.Since(start).Round(time.Millisecond), now, before)
 	c.WaitConverged(60 * time.Second)
 	leader := c.Leader()
 	snap, err := leader.Cluster().Snapshot(context.Background(), &sqlraftv1.SnapshotRequest{})

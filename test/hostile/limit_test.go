@@ -23,12 +23,12 @@ func TestJustOverTheMessageLimit(t *testing.T) {
 	leader, follower := c.Leader(), c.Followers()[0]
 	exec(t, leader, st("CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB)"))
 	over, under := encode(t, sized(t, messageLimit+1)), sized(t, messageLimit-1)
-	before := goroutines()
+	before := settled()
 	h := newHostile(t)
 	conns := []*grpc.ClientConn{h.conn(leader.GRPCAddr), h.conn(follower.GRPCAddr)}
 	measure(t, c, "a write 1 byte over the 1 MiB limit", "RESOURCE_EXHAUSTED: \"grpc: received message larger than max (1048577 vs. 1048576)\"",
-		func(w time.Duration) string {
-			return flood(w, func(i int) {
+		func(sp *span) string {
+			return flood(sp, func(i int) {
 				err := send(context.Background(), conns[i%2], sqlraftv1.DatabaseService_Execute_FullMethodName, over, &sqlraftv1.ExecuteResponse{})
 				if err := wantRefusal(err, messageLimit); err != nil {
 					t.Fatalf("a write 1 byte over the limit: %v", err)
@@ -36,8 +36,8 @@ func TestJustOverTheMessageLimit(t *testing.T) {
 			}, len(over), "refused")
 		})
 	served := 0
-	measure(t, c, "a write 1 byte under the 1 MiB limit", "served (replicated: a 1 MiB entry each)", func(w time.Duration) string {
-		return flood(w, func(i int) {
+	measure(t, c, "a write 1 byte under the 1 MiB limit", "served (replicated: a 1 MiB entry each)", func(sp *span) string {
+		return flood(sp, func(i int) {
 			err := servertest.Retry(t, context.Background(), servertest.NotIdempotent, func(ctx context.Context) error {
 				_, err := sqlraftv1.NewDatabaseServiceClient(conns[i%2]).Execute(ctx, under)
 				return err
@@ -67,12 +67,12 @@ func TestHundredMegabyteBlob(t *testing.T) {
 	b := blob(make([]byte, size))
 	write := encode(t, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("INSERT INTO blobs(v) VALUES(?)", b)}})
 	read := encode(t, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT length(?)", b)}})
-	before := goroutines()
+	before := settled()
 	h := newHostile(t)
 	conns := []*grpc.ClientConn{h.conn(leader.GRPCAddr), h.conn(follower.GRPCAddr)}
 	measure(t, c, "a 100 MiB blob parameter (Execute, Query)",
-		"RESOURCE_EXHAUSTED \"grpc: received message larger than max (104857637 vs. 1048576)\"", func(w time.Duration) string {
-			return flood(w, func(i int) {
+		"RESOURCE_EXHAUSTED \"grpc: received message larger than max (104857637 vs. 1048576)\"", func(sp *span) string {
+			return flood(sp, func(i int) {
 				var err error
 				if i%4 < 2 {
 					err = send(context.Background(), conns[i%2], sqlraftv1.DatabaseService_Execute_FullMethodName, write, &sqlraftv1.ExecuteResponse{})
@@ -103,8 +103,8 @@ func TestCheapFlood(t *testing.T) {
 	db := h.db(leader.GRPCAddr)
 	req := &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
 		Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_NONE}
-	measure(t, c, "control: SELECT 1 at NONE, back to back (not hostile)", "served", func(w time.Duration) string {
-		return flood(w, func(int) {
+	measure(t, c, "control: SELECT 1 at NONE, back to back (not hostile)", "served", func(sp *span) string {
+		return flood(sp, func(int) {
 			if _, err := db.Query(context.Background(), req); err != nil {
 				t.Fatalf("SELECT 1: %v", err)
 			}
@@ -112,12 +112,13 @@ func TestCheapFlood(t *testing.T) {
 	})
 }
 
-// flood calls req(0), req(1), … back to back for about w and describes what
-// it sent: requests of size bytes, each answered as the outcome says.
-func flood(w time.Duration, req func(i int), size int, outcome string) string {
+// flood calls req(0), req(1), … back to back until the hostile window is
+// over and describes what it sent: requests of size bytes, each answered as
+// outcome says.
+func flood(sp *span, req func(i int), size int, outcome string) string {
 	start := time.Now()
 	var took []time.Duration
-	for i := 0; time.Since(start) < w; i++ {
+	for i := 0; !sp.over(); i++ {
 		t0 := time.Now()
 		req(i)
 		took = append(took, time.Since(t0))

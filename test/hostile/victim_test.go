@@ -19,14 +19,21 @@ import (
 
 // The victim's bounds. They are generous on purpose: they catch a victim
 // that stalls (a hostile client holding a lock, filling a queue, wedging
-// the log), not one that merely slows down on a loaded machine.
+// the log), not one that merely slows down on a loaded machine. On a 2-core
+// machine loaded by other work the cluster sometimes loses its leader
+// without any hostile client (a follower misses heartbeats for the 2 s
+// timeout); a victim operation then waits out the election, retrying
+// NO_LEADER, for up to several seconds.
 const (
 	// maxVictimP99 bounds the victim's p99 latency while the hostile client
-	// runs.
-	maxVictimP99 = 5 * time.Second
+	// runs: an election or two, not a stall.
+	maxVictimP99 = 10 * time.Second
 	// minVictimOps is the least number of operations the victim must
-	// complete in the hostile window.
+	// complete while the hostile client runs; the hostile window lasts until
+	// it has, up to maxHostileWindow.
 	minVictimOps = 10
+	// maxHostileWindow bounds the hostile window.
+	maxHostileWindow = 30 * time.Second
 	// victimOpTimeout bounds one victim operation, retries included; an
 	// operation that takes longer fails the test.
 	victimOpTimeout = 30 * time.Second
@@ -40,12 +47,13 @@ func window() time.Duration {
 	return 4 * time.Second
 }
 
-// sample is one victim operation: when it ended and how long it took,
-// retries included.
+// sample is one victim operation: when it ended, how long it took, retries
+// included, and how many attempts it retried.
 type sample struct {
-	end   time.Time
-	took  time.Duration
-	write bool
+	end     time.Time
+	took    time.Duration
+	write   bool
+	retries int
 }
 
 // victim runs a closed loop of small writes and linearizable point reads
@@ -62,7 +70,6 @@ type victim struct {
 	mu      sync.Mutex
 	samples []sample
 	errs    []error
-	retries int
 }
 
 // startVictim creates the victim's table and starts its loop against node n.
@@ -119,12 +126,11 @@ func (v *victim) op(write bool, fn func(ctx context.Context) error) {
 	end := time.Now()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.retries += attempts - 1
 	if err != nil {
 		v.errs = append(v.errs, fmt.Errorf("at %s: %w", end.Format("15:04:05.000"), err))
 		return
 	}
-	v.samples = append(v.samples, sample{end: end, took: end.Sub(start), write: write})
+	v.samples = append(v.samples, sample{end: end, took: end.Sub(start), write: write, retries: attempts - 1})
 }
 
 // halt stops the loop, closes the victim's connection and fails the test if
@@ -143,9 +149,17 @@ func (v *victim) halt() {
 	for _, err := range v.errs {
 		v.t.Errorf("victim: %v", err)
 	}
-	if v.retries > 0 {
-		v.t.Logf("victim: %d retried attempts", v.retries)
+}
+
+// ops is the number of operations that ended since from.
+func (v *victim) ops(from time.Time) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	n := 0
+	for i := len(v.samples) - 1; i >= 0 && !v.samples[i].end.Before(from); i-- {
+		n++
 	}
+	return n
 }
 
 // stats summarises the operations that ended in [from, to).
@@ -159,6 +173,7 @@ func (v *victim) stats(from, to time.Time) stats {
 			continue
 		}
 		all = append(all, x.took)
+		s.retries += x.retries
 		if x.write {
 			writes = append(writes, x.took)
 		} else {
@@ -174,7 +189,7 @@ func (v *victim) stats(from, to time.Time) stats {
 // stats describe the victim's operations in one window.
 type stats struct {
 	window            time.Duration
-	ops               int
+	ops, retries      int
 	p50, p99, max     time.Duration
 	writeP99, readP99 time.Duration
 }
@@ -182,8 +197,8 @@ type stats struct {
 func (s stats) opsPerSec() float64 { return float64(s.ops) / s.window.Seconds() }
 
 func (s stats) String() string {
-	return fmt.Sprintf("%d ops in %v (%.0f ops/s), p50 %v, p99 %v (writes %v, reads %v), max %v", s.ops,
-		s.window.Round(time.Millisecond), s.opsPerSec(), ms(s.p50), ms(s.p99), ms(s.writeP99), ms(s.readP99), ms(s.max))
+	return fmt.Sprintf("%d ops in %v (%.0f ops/s), p50 %v, p99 %v (writes %v, reads %v), max %v, %d retried attempts", s.ops,
+		s.window.Round(time.Millisecond), s.opsPerSec(), ms(s.p50), ms(s.p99), ms(s.writeP99), ms(s.readP99), ms(s.max), s.retries)
 }
 
 // percentile returns the p-th percentile (nearest rank) of ds, or 0.
@@ -216,20 +231,40 @@ var (
 	results   []result
 )
 
+// span is the hostile window: it lasts the window's length, and longer,
+// up to maxHostileWindow, until the victim has completed minVictimOps
+// operations in it.
+type span struct {
+	v     *victim
+	start time.Time
+}
+
+// over reports whether the hostile window has ended.
+func (sp *span) over() bool {
+	d := time.Since(sp.start)
+	return d >= window() && (sp.v.ops(sp.start) >= minVictimOps || d >= maxHostileWindow)
+}
+
+// wait returns when the hostile window has ended.
+func (sp *span) wait() {
+	for !sp.over() {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // measure runs the victim against c's leader: a short warm-up, a baseline
-// window with no hostile client, then a window in which hostile runs (it
-// gets the window's length, returns when its work is done, which may be
-// later, and says what it did). It logs both windows, records them for the
-// summary table, and checks the victim's bounds. outcome says what the
-// hostile client got.
-func measure(t *testing.T, c *servertest.Cluster, name, outcome string, hostile func(w time.Duration) (did string)) (base, during stats) {
+// window with no hostile client, then the hostile window (a span), in which
+// hostile runs until the span is over and says what it did. It logs both
+// windows, records them for the summary table, and checks the victim's
+// bounds. outcome says what the hostile client got.
+func measure(t *testing.T, c *servertest.Cluster, name, outcome string, hostile func(sp *span) (did string)) (base, during stats) {
 	t.Helper()
 	v := startVictim(t, c.Leader())
 	time.Sleep(window() / 4) // warm-up: connections, statement caches
 	t0 := time.Now()
 	time.Sleep(window())
 	t1 := time.Now()
-	did := hostile(window())
+	did := hostile(&span{v: v, start: t1})
 	t2 := time.Now()
 	v.halt()
 	base, during = v.stats(t0, t1), v.stats(t1, t2)
@@ -242,7 +277,8 @@ func measure(t *testing.T, c *servertest.Cluster, name, outcome string, hostile 
 	results = append(results, result{name: name, outcome: outcome, did: did, base: base, hostile: during})
 	resultsMu.Unlock()
 	if during.ops < minVictimOps {
-		t.Errorf("the victim completed %d operations in the hostile window, want at least %d", during.ops, minVictimOps)
+		t.Errorf("the victim completed %d operations in %v with the hostile client, want at least %d", during.ops,
+			during.window.Round(time.Millisecond), minVictimOps)
 	}
 	if during.p99 > maxVictimP99 {
 		t.Errorf("the victim's p99 with the hostile client is %v, over the bound of %v", during.p99, maxVictimP99)
@@ -263,11 +299,12 @@ func TestMain(m *testing.M) {
 	resultsMu.Lock()
 	defer resultsMu.Unlock()
 	if len(results) > 0 {
-		fmt.Println("| case | the hostile client gets | it did, in the hostile window | victim p50 base → hostile | victim p99 base → hostile | victim ops/s base → hostile (ratio) |")
-		fmt.Println("| --- | --- | --- | --- | --- | --- |")
+		fmt.Println("| case | the hostile client gets | it did, in the hostile window | victim p50 base → hostile | victim p99 base → hostile | victim ops/s base → hostile (ratio) | victim retries base, hostile |")
+		fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
 		for _, r := range results {
-			fmt.Printf("| %s | %s | %s | %v → %v | %v → %v | %.0f → %.0f (%.2f) |\n", r.name, r.outcome, r.did, ms(r.base.p50), ms(r.hostile.p50),
-				ms(r.base.p99), ms(r.hostile.p99), r.base.opsPerSec(), r.hostile.opsPerSec(), r.hostile.opsPerSec()/r.base.opsPerSec())
+			fmt.Printf("| %s | %s | %s | %v → %v | %v → %v | %.0f → %.0f (%.2f) | %d, %d |\n", r.name, r.outcome, r.did,
+				ms(r.base.p50), ms(r.hostile.p50), ms(r.base.p99), ms(r.hostile.p99), r.base.opsPerSec(), r.hostile.opsPerSec(),
+				r.hostile.opsPerSec()/r.base.opsPerSec(), r.base.retries, r.hostile.retries)
 		}
 	}
 	os.Exit(code)
