@@ -55,7 +55,7 @@ func TestStalledQueryStream(t *testing.T) {
 			sp.wait()
 			return "held 2 streams open (on the leader, via a follower) after their first message"
 		})
-	t.Logf("the leader's WAL went from %d to %d bytes meanwhile", walBefore, fileSize(wal))
+	t.Logf("the leader's WAL (reset by snapshots only) went from %d to %d bytes meanwhile", walBefore, fileSize(wal))
 	c.Eventually(30*time.Second, func() error {
 		if s := leader.Raft.Status().Streams; s != 0 {
 			return fmt.Errorf("the leader still runs %d streams whose clients stopped reading", s)
