@@ -32,6 +32,9 @@ type Status struct {
 	// AppliedEntries and ApplyTransactions count entries applied and the
 	// SQLite transactions they shared, since start.
 	AppliedEntries, ApplyTransactions uint64
+	// Streams is the number of QueryStream calls (and checksums) running
+	// on this node's database now, each on a connection of its own.
+	Streams int
 }
 
 // Status reports the node's state. It reads memory only: the database
@@ -49,6 +52,7 @@ func (n *Node) Status() Status {
 		CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.fsm.Applied(), LastLogIndex: n.raft.LastIndex(),
 		FirstLogIndex: first, RaftAddress: n.cfg.RaftAdvertise, GRPCAddress: n.cfg.GRPCAdvertise,
 		DBSize: dbSize, LinearizableReads: n.reads.reads.Load(), ReadIndexRounds: n.reads.confirmations.Load(),
+		Streams: n.db.Streams(),
 	}
 	st.AppliedEntries, st.ApplyTransactions = n.fsm.Batching()
 	if lc := n.raft.LastContact(); !lc.IsZero() {

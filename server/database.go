@@ -114,7 +114,7 @@ func (d *database) QueryStream(req *sqlraftv1.QueryStreamRequest, stream sqlraft
 			if first {
 				msg.Header, first = d.s.header(index), false
 			}
-			return stream.Send(msg)
+			return d.s.send(stream, msg)
 		})
 	return d.s.toStatus(err)
 }
@@ -133,7 +133,7 @@ func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStream
 			if err != nil {
 				return struct{}{}, err
 			}
-			if err := stream.Send(msg); err != nil {
+			if err := d.s.send(stream, msg); err != nil {
 				return struct{}{}, err
 			}
 		}
@@ -160,7 +160,7 @@ func (d *database) Backup(_ *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseS
 				if first {
 					msg.Header, first = d.s.header(index), false
 				}
-				if serr := stream.Send(msg); serr != nil {
+				if serr := d.s.send(stream, msg); serr != nil {
 					return serr
 				}
 			}

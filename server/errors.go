@@ -35,8 +35,12 @@ func (s *Server) toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
+	// A status from above the node (a send to the client) may come back
+	// wrapped (errors.Join in a read transaction): answer with the status
+	// itself, whose message status.FromError would prefix with the wrapping.
+	var grpcErr interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &grpcErr) && grpcErr.GRPCStatus() != nil {
+		return grpcErr.GRPCStatus().Err()
 	}
 	var inv *raftnode.InvalidError
 	var tooLarge *msglimit.TooLargeError

@@ -32,7 +32,11 @@ type Options struct {
 	DefaultConsistency sqlraftv1.ReadConsistency
 	// ForwardDialOptions are added when dialing the leader to forward.
 	ForwardDialOptions []grpc.DialOption
-	Logger             *slog.Logger
+	// StreamSendTimeout ends a QueryStream or Backup whose client has taken
+	// no message for this long (--stream-send-timeout; default
+	// DefaultStreamSendTimeout): see Server.send.
+	StreamSendTimeout time.Duration
+	Logger            *slog.Logger
 }
 
 // Server serves DatabaseService, ClusterService, health and reflection for
@@ -54,6 +58,9 @@ func New(node *raftnode.Node, opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.StreamSendTimeout <= 0 {
+		opts.StreamSendTimeout = DefaultStreamSendTimeout
 	}
 	fwdOpts := append(node.MessageLimit().ForwardDialOptions(), opts.ForwardDialOptions...)
 	return &Server{node: node, opts: opts, fwd: newForwarder(fwdOpts), leaders: newLeaderWatch(node),

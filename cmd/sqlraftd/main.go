@@ -18,6 +18,7 @@ import (
 	"github.com/sqlraft/sqlraft/internal/msglimit"
 	"github.com/sqlraft/sqlraft/internal/version"
 	"github.com/sqlraft/sqlraft/raftnode"
+	"github.com/sqlraft/sqlraft/server"
 )
 
 // config is everything the flags set.
@@ -38,6 +39,7 @@ type config struct {
 	maxWriteSteps, maxWriteRows  uint64
 	maxWriteBytes                uint64
 	maxQueryTime                 time.Duration
+	streamSendTimeout            time.Duration
 	applyStallTimeout            time.Duration
 	raftHeartbeatTimeout         time.Duration
 	raftElectionTimeout          time.Duration
@@ -96,6 +98,8 @@ func rootCommand() *cobra.Command {
 		"bytes of row values one write may insert or update (0: no limit)")
 	f.DurationVar(&cfg.maxQueryTime, "max-query-time", 30*time.Second,
 		"longest a NONE, WEAK or LINEARIZABLE read may run here before SQLite is interrupted (the caller's deadline applies if sooner)")
+	f.DurationVar(&cfg.streamSendTimeout, "stream-send-timeout", server.DefaultStreamSendTimeout,
+		"end a QueryStream or Backup whose client has taken no message for this long (it holds a read transaction meanwhile)")
 	f.DurationVar(&cfg.applyStallTimeout, "apply-stall-timeout", 10*time.Second,
 		"health is NOT_SERVING while the node has not applied what was committed this long ago")
 	f.DurationVar(&cfg.raftHeartbeatTimeout, "raft-heartbeat-timeout", raftnode.DefaultHeartbeatTimeout,

@@ -67,7 +67,7 @@ func (c config) embedConfig() (embed.Config, error) {
 		},
 		DefaultID:       c.nodeID,
 		GRPCAddr:        c.grpcAddr,
-		Server:          server.Options{DefaultConsistency: consistency},
+		Server:          server.Options{DefaultConsistency: consistency, StreamSendTimeout: c.streamSendTimeout},
 		Join:            c.join,
 		BootstrapExpect: c.bootstrapExpect,
 		DiscoverDNS:     c.discoverDNS,

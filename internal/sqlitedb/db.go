@@ -353,6 +353,10 @@ func (db *DB) withStreamConn(ctx context.Context, fn func(context.Context, *conn
 	return err
 }
 
+// Streams is the number of calls holding a connection of their own now:
+// QueryStreams and checksums (at most Options.MaxStreams).
+func (db *DB) Streams() int { return len(db.streams) }
+
 // stopStreams cancels every stream and waits, up to StreamStopWait, for
 // them to close their connections. The caller holds db.mu exclusively, so
 // no new stream starts meanwhile.
