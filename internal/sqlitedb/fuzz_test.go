@@ -126,7 +126,7 @@ type fuzzEnv struct {
 const fuzzMaxLength = 1 << 20
 
 func newFuzzEnv(f *testing.F) *fuzzEnv {
-	db, err := Open(filepath.Join(f.TempDir(), "db.sqlite"), Options{MaxResultBytes: 1 << 20, Readers: 1})
+	db, err := Open(filepath.Join(tempDir(f), "db.sqlite"), Options{MaxResultBytes: 1 << 20, Readers: 1})
 	if err != nil {
 		f.Fatal(err)
 	}
