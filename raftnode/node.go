@@ -48,8 +48,9 @@ type Node struct {
 	server    *grpc.Server
 	listener  net.Listener
 
-	reads *readIndex
-	lag   *applyLag
+	reads        *readIndex
+	stateIndexes stateIndexMemo // see stateIndex
+	lag          *applyLag
 
 	checksums *ChecksumCache // see checksum.go
 	storage   *storageStats  // cached sizes for Status

@@ -95,12 +95,41 @@ func (r *readIndex) close() {
 // change nothing, so the answer is the last command or configuration entry
 // at or before i, or 0 when the log no longer holds it (it is then inside
 // the snapshot the FSM started from).
+//
+// Every linearizable read asks this for its round's commit index, and health
+// checks ask it too, so the answer for the last index asked is kept: an
+// entry at or below a commit index never changes, so neither does the
+// answer. Without it, each read decoded the last log entry (however large)
+// from the log store.
 func (n *Node) stateIndex(i uint64) uint64 {
-	last, known := n.lastStateEntry(i)
-	if !known {
-		return 0
+	return n.stateIndexes.get(i, func() (uint64, bool) {
+		last, known := n.lastStateEntry(i)
+		if !known {
+			return 0, false // not kept: the next asker looks again
+		}
+		return last, true
+	})
+}
+
+// stateIndexMemo remembers stateIndex's last answer. Concurrent askers of
+// the same index wait for one computation.
+type stateIndexMemo struct {
+	mu     sync.Mutex
+	valid  bool
+	i, ans uint64
+}
+
+// get returns the kept answer for i, or computes it; compute says whether
+// its answer may be kept.
+func (m *stateIndexMemo) get(i uint64, compute func() (uint64, bool)) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.valid && m.i == i {
+		return m.ans
 	}
-	return last
+	ans, keep := compute()
+	m.i, m.ans, m.valid = i, ans, keep
+	return ans
 }
 
 // lastStateEntry returns the last command or configuration entry at or
