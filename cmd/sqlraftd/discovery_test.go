@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,36 +12,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testnet"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
-
-// handedOut holds every address freeAddr returned: a port found free and
-// closed again can be the next one the kernel hands out, and two nodes (or
-// both addresses of one) must not be given the same.
-var handedOut = struct {
-	sync.Mutex
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
-
-// freeAddr returns a loopback address that was free a moment ago and that
-// it has not returned before.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := lis.Addr().String()
-		lis.Close()
-		if !handedOut.addrs[addr] {
-			handedOut.addrs[addr] = true
-			return addr
-		}
-	}
-}
 
 // startNodes runs sqlraftd's run() for each config in a random order and
 // returns a stop function that shuts them all down.
@@ -108,9 +80,9 @@ func TestBootstrapExpectStaticJoin(t *testing.T) {
 	var grpcAddrs []string
 	cfgs := make([]config, 3)
 	for i := range cfgs {
-		grpcAddrs = append(grpcAddrs, freeAddr(t))
+		grpcAddrs = append(grpcAddrs, testnet.FreeAddr(t))
 		cfgs[i] = config{
-			grpcAddr: grpcAddrs[i], raftAddr: freeAddr(t), nodeID: fmt.Sprintf("node%d", i), dataDir: t.TempDir(),
+			grpcAddr: grpcAddrs[i], raftAddr: testnet.FreeAddr(t), nodeID: fmt.Sprintf("node%d", i), dataDir: t.TempDir(),
 			bootstrapExpect: 3, snapshotThreshold: 8192, snapshotInterval: 30 * time.Second, trailingLogs: 10240,
 			leaseIdleTimeout: 30 * time.Second, readConsistency: "linearizable", maxMessageBytes: 16 << 20,
 			shutdownTimeout: 5 * time.Second, logLevel: "error",

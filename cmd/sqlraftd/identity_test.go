@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlraft/sqlraft/internal/testnet"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
 
@@ -18,7 +19,7 @@ import (
 func singleNode(t *testing.T, dataDir, id string, given bool) config {
 	t.Helper()
 	return config{
-		grpcAddr: freeAddr(t), raftAddr: freeAddr(t), nodeID: id, nodeIDGiven: given, dataDir: dataDir,
+		grpcAddr: testnet.FreeAddr(t), raftAddr: testnet.FreeAddr(t), nodeID: id, nodeIDGiven: given, dataDir: dataDir,
 		snapshotThreshold: 8192, snapshotInterval: 30 * time.Second, trailingLogs: 10240,
 		leaseIdleTimeout: 30 * time.Second, readConsistency: "linearizable", maxMessageBytes: 16 << 20,
 		shutdownTimeout: 5 * time.Second, logLevel: "error",
@@ -61,7 +62,7 @@ func TestDataDirKeepsItsNodeID(t *testing.T) {
 	var out bytes.Buffer
 	go func() { // through the flags, as a person would type it
 		cmd := rootCommand()
-		cmd.SetArgs([]string{"--node-id", "beta", "--data-dir", dir, "--grpc-addr", freeAddr(t), "--raft-addr", freeAddr(t)})
+		cmd.SetArgs([]string{"--node-id", "beta", "--data-dir", dir, "--grpc-addr", testnet.FreeAddr(t), "--raft-addr", testnet.FreeAddr(t)})
 		cmd.SetOut(&out)
 		cmd.SetErr(&out)
 		errc <- cmd.ExecuteContext(context.Background())

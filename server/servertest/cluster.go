@@ -244,34 +244,36 @@ func listen(addr string) (*testnet.SeverableListener, error) {
 // connection to it drops at once, then its servers close and Raft shuts
 // down, with no leadership transfer and no membership change.
 func (c *Cluster) Stop(i int) {
+	if n := c.take(i); n != nil {
+		n.raftLis.Sever()
+		if err := n.Embedded.Close(); err != nil {
+			c.T.Logf("close %s: %v", n.ID, err)
+		}
+	}
+}
+
+// take marks node i stopped and closes the test's client connection to
+// it; it returns nil when the node was not running.
+func (c *Cluster) take(i int) *Node {
 	n := c.Nodes[i]
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !n.running {
-		return
+		return nil
 	}
 	n.running = false
-	n.raftLis.Sever()
 	n.conn.Close()
-	if err := n.Embedded.Close(); err != nil {
-		c.T.Logf("close %s: %v", n.ID, err)
-	}
+	return n
 }
 
 // Shutdown stops node i the way sqlraftd does on SIGTERM (embed.Node.Stop):
 // health NOT_SERVING, leadership handed on, in-flight calls finished, no
 // membership change.
 func (c *Cluster) Shutdown(i int) {
-	n := c.Nodes[i]
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if !n.running {
-		return
-	}
-	n.running = false
-	n.conn.Close()
-	if err := n.Embedded.Stop(); err != nil {
-		c.T.Errorf("stop %s: %v", n.ID, err)
+	if n := c.take(i); n != nil {
+		if err := n.Embedded.Stop(); err != nil {
+			c.T.Errorf("stop %s: %v", n.ID, err)
+		}
 	}
 }
 

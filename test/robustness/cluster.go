@@ -20,6 +20,7 @@ import (
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/eventually"
+	"github.com/sqlraft/sqlraft/internal/testnet"
 )
 
 // sourceIP is the loopback address node i dials other nodes from; the
@@ -71,7 +72,7 @@ func startCluster(t testing.TB, bin, dir string, n int, extra ...string) *cluste
 	t.Cleanup(c.stopAll)
 	for i := 0; i < n; i++ {
 		nd := &node{i: i, name: nodeName(i), dir: filepath.Join(dir, nodeName(i)), logPath: filepath.Join(dir, nodeName(i)+".log"),
-			grpcReal: freeAddr(t), raftReal: freeAddr(t)}
+			grpcReal: testnet.FreeAddr(t), raftReal: testnet.FreeAddr(t)}
 		var err error
 		if nd.client, err = newProxy(nd.name, nd.grpcReal, sourceName); err != nil {
 			t.Fatal(err)
@@ -106,30 +107,6 @@ func logLevel() string {
 		return l
 	}
 	return "warn"
-}
-
-var handedOut = struct {
-	sync.Mutex
-	m map[string]bool
-}{m: map[string]bool{}}
-
-// freeAddr returns a loopback address that was free a moment ago and that
-// it has not returned before.
-func freeAddr(t testing.TB) string {
-	handedOut.Lock()
-	defer handedOut.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a := l.Addr().String()
-		l.Close()
-		if !handedOut.m[a] {
-			handedOut.m[a] = true
-			return a
-		}
-	}
 }
 
 // start runs nd's process (again, after a kill, on the same directory).

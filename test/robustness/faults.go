@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -221,18 +222,9 @@ func removeAndRejoin(ctx context.Context, c *cluster, rng *rand.Rand, hold time.
 		return "", err
 	}
 	sleep(ctx, hold)
-	if !hasArg(f.args, "--join") {
+	if !slices.Contains(f.args, "--join") {
 		f.args = append(f.args, "--join", l.client.Addr())
 	}
 	c.start(f)
 	return fmt.Sprintf("removed %s, wiped it, re-joined after %v", f.name, hold), nil
-}
-
-func hasArg(args []string, a string) bool {
-	for _, x := range args {
-		if x == a {
-			return true
-		}
-	}
-	return false
 }
