@@ -57,20 +57,7 @@ func exec(t *testing.T, n *servertest.Node, stmts ...*sqlraftv1.Statement) *sqlr
 // they were in flight.
 func execRepeat(t *testing.T, n *servertest.Node, repeat servertest.Repeat, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
 	t.Helper()
-	var resp *sqlraftv1.ExecuteResponse
-	err := servertest.Retry(t, retryCtx(t), repeat, func(ctx context.Context) (err error) {
-		resp, err = n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("execute via %s: %v", n.ID, err)
-	}
-	for i, r := range resp.GetResults() {
-		if r.GetError() != "" {
-			t.Fatalf("execute via %s: statement %d: %s", n.ID, i, r.GetError())
-		}
-	}
-	return resp
+	return servertest.Execute(t, n, repeat, stmts...)
 }
 
 // count returns SELECT count(*) FROM table at level through node n (a read:

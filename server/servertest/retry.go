@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/server"
 )
 
@@ -104,4 +105,24 @@ func Retry(t testing.TB, ctx context.Context, repeat Repeat, op func(ctx context
 		}
 		pause = min(2*pause, time.Second)
 	}
+}
+
+// Execute runs stmts through node n, retrying as Retry does for repeat, and
+// fails the test on any error, the request's or a statement's.
+func Execute(t testing.TB, n *Node, repeat Repeat, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
+	t.Helper()
+	var resp *sqlraftv1.ExecuteResponse
+	err := Retry(t, context.Background(), repeat, func(ctx context.Context) (err error) {
+		resp, err = n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("execute via %s: %v", n.ID, err)
+	}
+	for i, r := range resp.GetResults() {
+		if r.GetError() != "" {
+			t.Fatalf("execute via %s: statement %d: %s", n.ID, i, r.GetError())
+		}
+	}
+	return resp
 }

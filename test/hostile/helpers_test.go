@@ -54,20 +54,7 @@ func blob(b []byte) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.
 // known (nothing was proposed then), and fails the test on any error.
 func exec(t *testing.T, n *servertest.Node, stmts ...*sqlraftv1.Statement) *sqlraftv1.ExecuteResponse {
 	t.Helper()
-	var resp *sqlraftv1.ExecuteResponse
-	err := servertest.Retry(t, context.Background(), servertest.NotIdempotent, func(ctx context.Context) (err error) {
-		resp, err = n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: stmts})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("execute via %s: %v", n.ID, err)
-	}
-	for i, r := range resp.GetResults() {
-		if r.GetError() != "" {
-			t.Fatalf("execute via %s: statement %d: %s", n.ID, i, r.GetError())
-		}
-	}
-	return resp
+	return servertest.Execute(t, n, servertest.NotIdempotent, stmts...)
 }
 
 // count returns the rows of table, read at LINEARIZABLE through n.

@@ -8,6 +8,10 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // echoServer echoes every line back.
@@ -91,12 +95,33 @@ func TestProxyFaults(t *testing.T) {
 	}
 }
 
-// TestClassify: only what the API says was not proposed counts as failed.
+// TestClassify: only what the API says was not proposed counts as failed;
+// everything that may hide an applied write is unknown.
 func TestClassify(t *testing.T) {
-	if classify(nil) != outcomeOK {
-		t.Fatal("nil")
+	withReason := func(reason string) error {
+		st, err := status.New(codes.Unavailable, reason).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "sqlraft.v1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Err()
 	}
-	if classify(io.EOF) != outcomeUnknown {
-		t.Fatal("a bare transport error must leave the outcome unknown")
+	for _, c := range []struct {
+		err  error
+		want outcome
+	}{
+		{nil, outcomeOK},
+		{withReason("NO_LEADER"), outcomeFailed},
+		{status.Error(codes.FailedPrecondition, "not the leader"), outcomeFailed},
+		{status.Error(codes.InvalidArgument, "no such table"), outcomeFailed},
+		{status.Error(codes.Unavailable, "connection error: desc = \"transport: Error while dialing: connection refused\""), outcomeFailed},
+		{withReason("OUTCOME_UNKNOWN"), outcomeUnknown},
+		{status.Error(codes.Unavailable, "error reading from server: EOF"), outcomeUnknown},
+		{status.Error(codes.DeadlineExceeded, "context deadline exceeded"), outcomeUnknown},
+		{io.EOF, outcomeUnknown},
+	} {
+		if got := classify(c.err); got != c.want {
+			t.Errorf("classify(%v) = %d, want %d", c.err, got, c.want)
+		}
 	}
+	takeUnknownErrors()
 }
