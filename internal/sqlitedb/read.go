@@ -42,28 +42,28 @@ const (
 )
 
 // Inspect validates statements without running them and reports their
-// kinds. Parameters must match the placeholders; SQL must parse.
+// kinds. Parameters must match the placeholders; SQL must parse. Each
+// distinct text is judged and prepared once (the checker connection keeps
+// it prepared for later requests); the parameters of every statement are
+// checked.
 func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind, error) {
 	kinds := make([]Kind, len(stmts))
 	err := db.withChecker(ctx, func(c *conn) error {
 		c.guard.writer = true // judge as the writer will
 		defer func() { c.guard.writer = false }()
 		for i, s := range stmts {
-			if err := checkStatement(s); err != nil {
-				return &InvalidError{Index: i, Reason: err.Error()}
-			}
-			st, denied, err := c.prepareClient(s.GetSql())
+			st, err := c.client(s)
 			if err != nil {
-				if reason := invalidReason(denied, err); reason != "" {
-					return &InvalidError{Index: i, Reason: reason}
+				if invalid, ok := err.(*InvalidError); ok {
+					invalid.Index = i
+					return invalid
 				}
 				continue
 			}
 			kinds[i] = Write
-			if st.Readonly() {
+			if st.readOnly {
 				kinds[i] = ReadOnly
 			}
-			st.Close()
 		}
 		return nil
 	})
@@ -78,23 +78,61 @@ var renameIntoMeta = regexp.MustCompile(`(?is)\bRENAME` + sqlGap + `TO` + sqlGap
 // sqlGap matches what may separate two SQL words: white space and comments.
 const sqlGap = `(?:\s|/\*.*?\*/|--[^\n]*\n)+`
 
-func checkStatement(s *sqlraftv1.Statement) error {
-	if strings.IndexByte(s.GetSql(), 0) >= 0 {
+// sqlText is what sqlraft learns from a statement's text alone, before
+// SQLite sees it: its placeholders, or why the text is refused.
+type sqlText struct {
+	ph  placeholders
+	err error
+}
+
+// inspectText judges SQL text: a NUL byte, a rename into sqlraft's
+// reserved names, no statement or several, and placeholders the driver
+// cannot bind are refused.
+func inspectText(sql string) sqlText {
+	if strings.IndexByte(sql, 0) >= 0 {
 		// SQLite reads a statement up to its first NUL and ignores the rest.
-		return fmt.Errorf("SQL holds a NUL byte")
+		return sqlText{err: fmt.Errorf("SQL holds a NUL byte")}
 	}
-	if renameIntoMeta.MatchString(s.GetSql()) {
-		return errors.New(reservedRefusal)
+	if mayRename(sql) && renameIntoMeta.MatchString(sql) {
+		return sqlText{err: errors.New(reservedRefusal)}
 	}
+	t := sqlText{ph: scanPlaceholders(sql)}
+	t.err = t.ph.textError()
+	return t
+}
+
+// mayRename reports whether sql holds the word RENAME in any case, so that
+// the regular expression runs only on the few statements that can match it.
+func mayRename(sql string) bool {
+	for i := 0; i+6 <= len(sql); i++ {
+		if sql[i]|0x20 == 'r' && strings.EqualFold(sql[i:i+6], "RENAME") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkArgs checks a statement's parameters against its text's
+// placeholders, and that each value can be bound.
+func (t *sqlText) checkArgs(s *sqlraftv1.Statement) error {
 	names := make([]string, 0, len(s.GetNamedParams()))
 	for _, k := range sortedKeys(s) {
 		names = append(names, paramName(k))
 	}
-	if err := checkParams(s.GetSql(), len(s.GetParams()), names); err != nil {
+	if err := t.ph.argsError(len(s.GetParams()), names); err != nil {
 		return err
 	}
 	_, err := bindArgs(s)
 	return err
+}
+
+// checkStatement judges a statement's text and parameters without preparing it.
+func checkStatement(s *sqlraftv1.Statement) error {
+	t := inspectText(s.GetSql())
+	if t.err != nil {
+		return t.err
+	}
+	return t.checkArgs(s)
 }
 
 // invalidReason says why a prepare error is the client's fault, or "" when
@@ -112,19 +150,26 @@ func invalidReason(denied string, err error) string {
 	return ""
 }
 
-// Query runs read-only statements on a read connection, all inside one read
-// transaction, and returns one result per statement with the Raft position
-// the data reflects. A write statement makes the whole call fail with
-// *InvalidError before anything runs.
+// Query runs read-only statements on a read connection and returns one
+// result per statement with the Raft position the data reflects (at least:
+// a write applied while the read starts may be in it too). Several
+// statements run inside one read transaction, so that they see the same
+// data; one runs on its own, as SQLite makes every statement consistent by
+// itself. A write statement makes the whole call fail with *InvalidError
+// before anything runs.
 func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, Position, error) {
 	var results []*sqlraftv1.QueryResult
 	var pos Position
 	err := db.withReader(ctx, func(c *conn) error {
-		return readTx(ctx, c, func() error {
+		if len(stmts) == 1 {
+			pos = db.appliedPosition()
 			var err error
-			if pos, err = readApplied(ctx, c); err != nil {
-				return err
-			}
+			results, err = db.queryAll(ctx, c, stmts)
+			return err
+		}
+		return readTx(ctx, c, func() error {
+			pos = db.appliedPosition() // before the first read starts the transaction's snapshot
+			var err error
 			results, err = db.queryAll(ctx, c, stmts)
 			return err
 		})
@@ -132,30 +177,23 @@ func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlra
 	return results, pos, err
 }
 
+// queryAll checks that every statement only reads, then runs them in turn.
+// Statements are taken from the connection's cache twice (a request with
+// more distinct texts than the cache holds prepares some of them again), so
+// that none is held across the preparation of another.
 func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, error) {
-	prepared := make([]*sqlite3.SQLiteStmt, len(stmts))
 	prepErr := make([]error, len(stmts))
-	defer func() {
-		for _, st := range prepared {
-			if st != nil {
-				st.Close()
-			}
-		}
-	}()
 	for i, s := range stmts {
-		if err := checkStatement(s); err != nil {
-			return nil, &InvalidError{Index: i, Reason: err.Error()}
-		}
-		st, denied, err := c.prepareClient(s.GetSql())
+		st, err := c.client(s)
 		if err != nil {
-			if reason := invalidReason(denied, err); reason != "" {
-				return nil, &InvalidError{Index: i, Reason: reason}
+			if invalid, ok := err.(*InvalidError); ok {
+				invalid.Index = i
+				return nil, invalid
 			}
 			prepErr[i] = err
 			continue
 		}
-		prepared[i] = st
-		if !prepared[i].Readonly() {
+		if !st.readOnly {
 			return nil, &InvalidError{Index: i, Reason: "is not read-only; send writes with Execute or Request"}
 		}
 	}
@@ -166,7 +204,13 @@ func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statemen
 			results[i] = &sqlraftv1.QueryResult{Error: prepErr[i].Error()}
 			continue
 		}
-		res, used, err := runQuery(ctx, prepared[i], s, budget)
+		st, err := c.client(s)
+		if err != nil { // evicted, and the schema changed since: as if it failed the first time
+			results[i] = &sqlraftv1.QueryResult{Error: err.Error()}
+			continue
+		}
+		res, used, err := runQuery(ctx, st.SQLiteStmt, s, budget)
+		st.release()
 		if err != nil {
 			return nil, err
 		}
