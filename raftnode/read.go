@@ -136,13 +136,13 @@ func (m *stateIndexMemo) get(i uint64, compute func() (uint64, bool)) uint64 {
 // before i, walking back over no-ops and barriers; known is false when the
 // log no longer holds the entries needed to tell.
 func (n *Node) lastStateEntry(i uint64) (last uint64, known bool) {
-	first, err := n.logStore.FirstIndex()
+	first, err := n.logs.FirstIndex()
 	if err != nil {
 		return i, false
 	}
 	for ; i >= first && i > 0; i-- {
 		var l raft.Log
-		if err := n.logStore.GetLog(i, &l); err != nil {
+		if err := n.logs.GetLog(i, &l); err != nil {
 			return i, false
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
