@@ -52,7 +52,7 @@ func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind
 		c.guard.writer = true // judge as the writer will
 		defer func() { c.guard.writer = false }()
 		for i, s := range stmts {
-			st, err := c.client(s)
+			st, _, err := c.client(s)
 			if err != nil {
 				if invalid, ok := err.(*InvalidError); ok {
 					invalid.Index = i
@@ -113,17 +113,17 @@ func mayRename(sql string) bool {
 }
 
 // checkArgs checks a statement's parameters against its text's
-// placeholders, and that each value can be bound.
-func (t *sqlText) checkArgs(s *sqlraftv1.Statement) error {
+// placeholders, and that each value can be bound, and returns the values
+// as the driver binds them.
+func (t *sqlText) checkArgs(s *sqlraftv1.Statement) ([]driver.NamedValue, error) {
 	names := make([]string, 0, len(s.GetNamedParams()))
 	for _, k := range sortedKeys(s) {
 		names = append(names, paramName(k))
 	}
 	if err := t.ph.argsError(len(s.GetParams()), names); err != nil {
-		return err
+		return nil, err
 	}
-	_, err := bindArgs(s)
-	return err
+	return bindArgs(s)
 }
 
 // checkStatement judges a statement's text and parameters without preparing it.
@@ -132,7 +132,8 @@ func checkStatement(s *sqlraftv1.Statement) error {
 	if t.err != nil {
 		return t.err
 	}
-	return t.checkArgs(s)
+	_, err := t.checkArgs(s)
+	return err
 }
 
 // invalidReason says why a prepare error is the client's fault, or "" when
@@ -184,7 +185,7 @@ func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlra
 func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, error) {
 	prepErr := make([]error, len(stmts))
 	for i, s := range stmts {
-		st, err := c.client(s)
+		st, _, err := c.client(s)
 		if err != nil {
 			if invalid, ok := err.(*InvalidError); ok {
 				invalid.Index = i
@@ -204,12 +205,12 @@ func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statemen
 			results[i] = &sqlraftv1.QueryResult{Error: prepErr[i].Error()}
 			continue
 		}
-		st, err := c.client(s)
+		st, args, err := c.client(s)
 		if err != nil { // evicted, and the schema changed since: as if it failed the first time
 			results[i] = &sqlraftv1.QueryResult{Error: err.Error()}
 			continue
 		}
-		res, used, err := runQuery(ctx, st.SQLiteStmt, s, budget)
+		res, used, err := runQuery(ctx, st.SQLiteStmt, args, budget)
 		st.release()
 		if err != nil {
 			return nil, err
@@ -222,10 +223,10 @@ func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statemen
 
 // runQuery runs a prepared read statement and collects its rows. SQL errors
 // go into the result; context errors and ErrResultTooLarge are returned.
-func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, budget int) (*sqlraftv1.QueryResult, int, error) {
+func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.NamedValue, budget int) (*sqlraftv1.QueryResult, int, error) {
 	res := &sqlraftv1.QueryResult{}
 	used := 0
-	err := streamRows(ctx, st, s, func(cols, types []string) error {
+	err := streamRows(ctx, st, args, func(cols, types []string) error {
 		res.Columns, res.Types = cols, types
 		return nil
 	}, func(row []driver.Value) error {
@@ -252,12 +253,8 @@ func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statemen
 
 // streamRows binds and runs st, reports the columns and their types once the
 // first row (or the end) is known, then calls row for each row.
-func streamRows(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement,
+func streamRows(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.NamedValue,
 	header func(cols, types []string) error, row func([]driver.Value) error) error {
-	args, err := bindArgs(s)
-	if err != nil {
-		return err
-	}
 	dr, err := st.QueryContext(ctx, args)
 	if err != nil {
 		return err
@@ -360,7 +357,11 @@ func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Sta
 		cols, types, batch, sent, size = nil, nil, nil, true, 0
 		return err
 	}
-	err := streamRows(ctx, st, s, func(c, t []string) error {
+	args, err := bindArgs(s)
+	if err != nil {
+		return err
+	}
+	err = streamRows(ctx, st, args, func(c, t []string) error {
 		cols, types = c, t
 		return nil
 	}, func(row []driver.Value) error {

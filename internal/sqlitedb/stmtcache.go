@@ -1,6 +1,7 @@
 package sqlitedb
 
 import (
+	"database/sql/driver"
 	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2/simplelru"
@@ -49,35 +50,38 @@ func (c *stmtCache) purge() { c.lru.Purge() }
 
 // client returns s's SQL prepared on c, checked against s: the text is
 // judged (NUL bytes, reserved names, placeholders) and prepared once per
-// connection, the parameters of every statement. The error is an
+// connection, the parameters of every statement, which are returned as the
+// driver binds them. The error is an
 // *InvalidError (with Index unset) when the statement is the client's
 // mistake; any other error comes from SQLite and depends on the database's
 // content (no such table, say). A statement evicted from the cache is
 // finalized, so use the result before asking for another statement.
-func (c *conn) client(s *sqlraftv1.Statement) (*clientStmt, error) {
+func (c *conn) client(s *sqlraftv1.Statement) (*clientStmt, []driver.NamedValue, error) {
 	sql := s.GetSql()
 	cs, ok := c.cache.lru.Get(sql)
 	if ok {
-		if err := cs.text.checkArgs(s); err != nil {
-			return nil, &InvalidError{Reason: err.Error()}
+		args, err := cs.text.checkArgs(s)
+		if err != nil {
+			return nil, nil, &InvalidError{Reason: err.Error()}
 		}
-		return cs, nil
+		return cs, args, nil
 	}
 	text := inspectText(sql)
 	if text.err != nil {
-		return nil, &InvalidError{Reason: text.err.Error()}
+		return nil, nil, &InvalidError{Reason: text.err.Error()}
 	}
-	if err := text.checkArgs(s); err != nil {
-		return nil, &InvalidError{Reason: err.Error()}
+	args, err := text.checkArgs(s)
+	if err != nil {
+		return nil, nil, &InvalidError{Reason: err.Error()}
 	}
 	st, denied, err := c.prepareClient(sql)
 	if err != nil {
 		if reason := invalidReason(denied, err); reason != "" {
-			return nil, &InvalidError{Reason: reason}
+			return nil, nil, &InvalidError{Reason: reason}
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	cs = &clientStmt{SQLiteStmt: st, handle: stmtHandle(st), text: text, readOnly: st.Readonly()}
 	c.cache.lru.Add(sql, cs)
-	return cs, nil
+	return cs, args, nil
 }

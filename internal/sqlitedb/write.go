@@ -188,7 +188,7 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 	if err := tx.c.budget.exceeded(); err != nil {
 		return failed(fmt.Errorf("not executed: %w", err))
 	}
-	st, err := tx.c.client(s)
+	st, args, err := tx.c.client(s)
 	if err != nil {
 		var invalid *InvalidError
 		if errors.As(err, &invalid) {
@@ -204,9 +204,9 @@ func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResul
 	tx.c.budget.arm()
 	defer tx.c.budget.disarm()
 	if st.readOnly {
-		return tx.runRead(st, s)
+		return tx.runRead(st, args)
 	}
-	res := tx.execPrepared(st.SQLiteStmt, s)
+	res := tx.execPrepared(st.SQLiteStmt, args)
 	if berr := tx.c.budget.exceeded(); berr != nil {
 		res = &sqlraftv1.ExecuteResult{Error: berr.Error()}
 	}
@@ -221,12 +221,12 @@ func failed(err error) *sqlraftv1.RequestResult {
 
 // runRead runs a read statement of a write request. The same bound holds on
 // every replica, so a read too large for it fails the same way everywhere.
-func (tx *Tx) runRead(st *clientStmt, s *sqlraftv1.Statement) *sqlraftv1.RequestResult {
+func (tx *Tx) runRead(st *clientStmt, args []driver.NamedValue) *sqlraftv1.RequestResult {
 	limit := tx.db.opts.MaxResultBytes
 	if rb := tx.c.budget.limits.ResultBytes; rb > 0 && rb < 1<<40 {
 		limit = int(rb)
 	}
-	res, _, err := runQuery(context.Background(), st.SQLiteStmt, s, limit)
+	res, _, err := runQuery(context.Background(), st.SQLiteStmt, args, limit)
 	tx.note(err)
 	if berr := tx.c.budget.exceeded(); berr != nil {
 		return failed(berr)
@@ -242,11 +242,7 @@ func (tx *Tx) runRead(st *clientStmt, s *sqlraftv1.Statement) *sqlraftv1.Request
 // the result reports them only when this statement did change rows, as
 // total_changes() tells; the counters are read from the connection
 // directly, not by a query.
-func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlraftv1.ExecuteResult {
-	args, err := bindArgs(s)
-	if err != nil {
-		return &sqlraftv1.ExecuteResult{Error: err.Error()}
-	}
+func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, args []driver.NamedValue) *sqlraftv1.ExecuteResult {
 	before, beforeID := changeCounters(tx.c.handle)
 	r, err := st.ExecContext(context.Background(), args)
 	if err != nil {
