@@ -234,5 +234,5 @@ func (c *Config) raftConfig() *raft.Config {
 // memory while the writes stream in, small beside the RSS budget of a node.
 const (
 	logCacheEntries = 1024
-	logCacheBytes   = 8 << 20
+	logCacheBytes   = 2 << 20
 )
