@@ -28,8 +28,9 @@ type SnapshotStore interface {
 	// OpenContext opens a snapshot for a reader other than Raft (a backup)
 	// under a lease named name; ending ctx revokes the lease.
 	OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error)
-	// Backup materialises snapshot id as a plain SQLite file, hands it to
-	// send and removes it, reporting a failure to.
+	// Backup hands send snapshot id as a plain SQLite file, composed from
+	// the snapshot's files as send reads it, under a lease that lasts until
+	// send returns.
 	Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error
 	Close() error
 }

@@ -145,8 +145,11 @@ func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStream
 // more than this many rows in memory.
 const maxBatchRows = 10000
 
-// backupChunk is the size of each Backup message.
-const backupChunk = 256 << 10
+// backupChunk is the size of each Backup message's data: large, so that a
+// backup of a big database costs few messages, and with its header still
+// within the smallest response limit (msglimit.Minimum plus headroom) and
+// grpc-go's default 4 MiB receive limit of clients.
+const backupChunk = 1 << 20
 
 // Backup implements DatabaseService.Backup.
 func (d *database) Backup(_ *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseService_BackupServer) error {
