@@ -95,6 +95,36 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo writes the source's bytes to w in the chunks they were read in
+// (BackupChunk for a backup), without copying them first, until the source
+// ends (it returns nil then) or fails, or w fails. w must not keep a chunk
+// after its Write returns.
+func (ra *readAhead) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(ra.cur) > 0 {
+			n, err := w.Write(ra.cur)
+			total += int64(n)
+			ra.cur = ra.cur[n:]
+			if err != nil {
+				return total, err
+			}
+		}
+		if ra.buf != nil {
+			ra.free <- ra.buf[:cap(ra.buf)]
+			ra.buf = nil
+		}
+		b, ok := <-ra.full
+		if !ok {
+			if ra.err == io.EOF {
+				return total, nil
+			}
+			return total, ra.err
+		}
+		ra.cur, ra.buf = b, b
+	}
+}
+
 // Close stops reading the source and returns once the goroutine that reads
 // it has, so the source can be closed. It is safe to call more than once.
 func (ra *readAhead) Close() error {
