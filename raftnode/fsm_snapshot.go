@@ -25,7 +25,7 @@ type SnapshotStore interface {
 	Stats() snapshot.Stats
 	// Latest describes the newest snapshot.
 	Latest() (snapshot.Info, bool)
-	// OpenContext opens a snapshot for a reader other than Raft (a backup)
+	// OpenContext opens a snapshot's stream for a reader other than Raft
 	// under a lease named name; ending ctx revokes the lease.
 	OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error)
 	// Backup hands send snapshot id as a plain SQLite file, composed from

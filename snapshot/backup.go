@@ -20,7 +20,7 @@ const backupReadAhead = 2
 // Backup hands send snapshot id as one plain SQLite database file (the
 // file Restore would build from it, byte for byte) with the meta of the
 // snapshot it reads (if consolidation merged id away meanwhile, the
-// newest snapshot's; see OpenContext); meta.Size is the file's length.
+// newest snapshot's; see leaseChain); meta.Size is the file's length.
 //
 // Nothing is written: the file is composed as send reads it, each page
 // read from the chain's base database or from the WAL that holds its

@@ -20,13 +20,13 @@ func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 }
 
 // OpenContext is Open with a context (ending it revokes the lease) and a
-// name for the lease in logs; backup streams use it.
+// name for the lease in logs, for readers of the stream other than Raft.
 //
 // If consolidation merged id away or pruning removed it (between Raft's
 // List and Open, or while Open waited for its lease behind a
-// consolidation), the newest snapshot is streamed instead; the returned
-// meta describes what is actually streamed, and both Raft's leader and
-// Backup take the index, term and configuration from it.
+// consolidation), the newest snapshot is streamed instead (see
+// leaseChain); the returned meta describes what is actually streamed, and
+// Raft's leader takes the index, term and configuration from it.
 func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	var image string
 	plan, lease, err := c.leaseChain(ctx, name, id, func(p streamPlan) []string {
