@@ -4,8 +4,9 @@
 # is backed up RUNS times (the client writes the file and fsyncs it, as the
 # CLI always does) and its database file is copied RUNS times with cp + sync
 # for comparison, alternating (after one untimed backup: the first
-# snapshot after a start is full). Prints each run, the medians, and the
-# leader's peak RSS during the backups (sampled from /proc every 50 ms).
+# snapshot after a start is full). Prints each run, the medians, the
+# leader's CPU time per backup and its peak RSS during the backups (sampled
+# from /proc every 50 ms).
 #   scripts/backup-bench.sh [SIZE_MB] [RUNS]   (default 1024, 3)
 set -euo pipefail
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=sqlite_preupdate_hook"
@@ -60,7 +61,7 @@ cli snapshot >/dev/null
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 measure() {
-  local leader peak=0 backups=() copies=() leader_addr
+  local leader peak=0 backups=() copies=() cpus=() leader_addr
   # the leader's pid: the node whose gRPC address `nodes` marks as leader
   leader_addr=$(cli nodes | awk '$5 == "true" {print $2}')
   for i in 0 1 2; do [ "127.0.0.1:$((7501 + 10 * i))" = "$leader_addr" ] && leader=${pids[$i]} && li=$i; done
@@ -70,12 +71,18 @@ measure() {
   # it before the timed runs, which then find nothing new to snapshot.
   "$bin/sqlraft" -a "$leader_addr" --timeout 10m backup "$work/warm.db" >/dev/null
   rm -f "$work/warm.db"
+  # the leader's CPU time (user + system) so far, in seconds: less at the
+  # mercy of other load on the machine than the elapsed time
+  cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' /proc/$leader/stat; }
   sample() { while :; do awk '/VmRSS/ {print $2}' /proc/$leader/status; sleep 0.05; done; }
   for r in $(seq 1 "$runs"); do
     sync
     sample >"$work/rss.$r" &
     sampler=$!
+    u0=$(cpu_s)
     t0=$(now); "$bin/sqlraft" -a "$leader_addr" --timeout 10m backup "$work/backup.db" >/dev/null; t1=$(now)
+    u=$(echo "$(cpu_s) - $u0" | bc)
+    cpus+=("$u")
     kill "$sampler"; wait "$sampler" 2>/dev/null || true
     p=$(sort -n "$work/rss.$r" | tail -1)
     [ "$p" -gt "$peak" ] && peak=$p
@@ -84,12 +91,13 @@ measure() {
     rm -f "$work/copy.db"
     b=$(echo "$t1 - $t0" | bc) c=$(echo "$c1 - $c0" | bc)
     backups+=("$b") copies+=("$c")
-    echo "  run $r: backup ${b} s, cp+sync ${c} s"
+    echo "  run $r: backup ${b} s (leader CPU ${u} s), cp+sync ${c} s"
   done
   awk -v b="$(median "${backups[@]}")" -v c="$(median "${copies[@]}")" -v n="$db_bytes" -v peak="$peak" 'BEGIN {
     printf "  median backup %.2f s (%.0f MB/s); median cp+sync %.2f s (%.0f MB/s); backup speed = %.0f%% of cp+sync\n",
       b, n / b / 1e6, c, n / c / 1e6, 100 * c / b
     printf "  leader peak RSS during the backups: %.0f MiB\n", peak / 1024 }'
+  echo "  median leader CPU per backup: $(median "${cpus[@]}") s"
 }
 first=1
 for bin in $bins; do
