@@ -6,9 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
+	"sync/atomic"
 )
 
 // This file reads a snapshot's chain (a base database and WAL files) as
@@ -51,8 +51,7 @@ type pagePatch struct {
 type imageReader struct {
 	base      *leasedReader
 	baseFile  source
-	baseSum   hash.Hash
-	baseRead  int64
+	baseCheck *baseCheck
 	baseLimit int64 // the base's bytes that are part of the image
 	wals      []*leasedReader
 	patches   []pagePatch // sorted by page
@@ -67,7 +66,7 @@ type imageReader struct {
 // which must cover its files, and returns its reader. It reads and checks
 // every WAL before it returns; the base is read as the image is.
 func composeImage(lease *Lease, fsys FS, chain []source) (_ *imageReader, err error) {
-	r := &imageReader{baseFile: chain[0], baseSum: sha256.New()}
+	r := &imageReader{baseFile: chain[0]}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -76,6 +75,7 @@ func composeImage(lease *Lease, fsys FS, chain []source) (_ *imageReader, err er
 	if r.base, err = lease.open(fsys, chain[0].path); err != nil {
 		return nil, err
 	}
+	r.baseCheck = startBaseCheck(r.base, chain[0])
 	if err := r.readBasePageSize(); err != nil {
 		return nil, err
 	}
@@ -217,40 +217,80 @@ func (r *imageReader) fill(b []byte) error {
 	return nil
 }
 
-// readBase reads the base's next bytes into b, hashing them.
+// readBase reads the base's next bytes into b (baseCheck hashes them
+// apart).
 func (r *imageReader) readBase(b []byte) error {
-	n, err := io.ReadFull(r.base, b)
-	r.baseSum.Write(b[:n])
-	r.baseRead += int64(n)
+	_, err := io.ReadFull(r.base, b)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("snapshot file %s: %w (shorter than recorded)", r.baseFile.path, ErrChecksum)
 	}
 	return err
 }
 
-// finishBase reads what is left of the base (the part a WAL cut off) and
-// checks the base's sha256.
-func (r *imageReader) finishBase() error {
-	if left := r.baseFile.entry.Size - r.baseRead; left > 0 {
-		buf := make([]byte, min(left, 256<<10))
-		for left > 0 {
-			n := min(left, int64(len(buf)))
-			if err := r.readBase(buf[:n]); err != nil {
-				return err
-			}
-			left -= n
+// finishBase waits for the base's sha256 check.
+func (r *imageReader) finishBase() error { return r.baseCheck.wait() }
+
+// baseCheck checks a chain's base against its sha256 in a goroutine of its
+// own, reading the file at offsets, apart from the image's reads: hashing
+// costs 0.6 s of CPU per GiB (as much as cp+sync takes to copy it), and done
+// inline it held every byte of a backup back by that much; beside the
+// sending, it mostly overlaps it. The image's last bytes still wait for it.
+type baseCheck struct {
+	stop atomic.Bool
+	done chan struct{}
+	err  error
+}
+
+func startBaseCheck(f *leasedReader, src source) *baseCheck {
+	c := &baseCheck{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.err = c.run(f, src)
+	}()
+	return c
+}
+
+func (c *baseCheck) run(f *leasedReader, src source) error {
+	sum := sha256.New()
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < src.entry.Size; {
+		if c.stop.Load() {
+			return errors.New("snapshot image closed")
+		}
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), src.entry.Size-off)], off)
+		sum.Write(buf[:n])
+		off += int64(n)
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("snapshot file %s: %w (shorter than recorded)", src.path, ErrChecksum)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	if got := hex.EncodeToString(r.baseSum.Sum(nil)); got != r.baseFile.entry.SHA256 {
-		return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", r.baseFile.path, ErrChecksum, got,
-			r.baseFile.entry.SHA256)
+	if got := hex.EncodeToString(sum.Sum(nil)); got != src.entry.SHA256 {
+		return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", src.path, ErrChecksum, got, src.entry.SHA256)
 	}
 	return nil
+}
+
+// wait returns the check's outcome once it is known.
+func (c *baseCheck) wait() error {
+	<-c.done
+	return c.err
+}
+
+// cancel stops the check and waits for it to let go of the file.
+func (c *baseCheck) cancel() {
+	c.stop.Store(true)
+	<-c.done
 }
 
 // Close closes the chain's files (the lease stays held). It is safe to
 // call more than once.
 func (r *imageReader) Close() error {
+	if r.baseCheck != nil {
+		r.baseCheck.cancel() // before the file it reads is closed
+	}
 	if r.base != nil {
 		r.base.Close()
 		r.base = nil
