@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs every workload of issue 11's table against a 3-node cluster of
 # separate sqlraftd processes on loopback and prints the table: throughput,
-# p50 and p99 latency, and the peak VmRSS of the leader and of the followers
-# (sampled from /proc every 100 ms during each workload).
+# p50 and p99 latency, the peak VmRSS of the leader and of the followers
+# (sampled from /proc every 100 ms during each workload), and for the client
+# workloads the CPU time (user + system, from /proc/PID/stat) the leader and
+# each follower spent per unit of the rate: per write, read, statement or row.
+# The CPU a node spends anyway (heartbeats, timers) is in it, so it says most
+# where the rate is high.
 #
 #   scripts/bench-cluster.sh [DURATION] [options]
 #
@@ -162,9 +166,21 @@ rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # sample_start LEADER: samples the leader's and the other nodes' VmRSS every
 # 100 ms into $work/rss (max leader, max follower, in KiB) until sample_stop.
+# cpu_ticks PID: the process's user and system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# cpu_now LEADER: the leader's ticks and the followers' (summed).
+cpu_now() {
+  local l=$1 i lt=0 ft=0
+  for i in "${!pid[@]}"; do
+    if [ "$i" = "$l" ]; then lt=$(cpu_ticks "${pid[$i]}"); else ft=$((ft + $(cpu_ticks "${pid[$i]}"))); fi
+  done
+  echo "$lt $ft"
+}
+
 sample_start() {
   local l=$1
   echo "0 0" >"$work/rss"
+  echo "$l $(cpu_now "$l")" >"$work/cpu0"
   (
     lmax=0 fmax=0
     while :; do
@@ -180,12 +196,21 @@ sample_start() {
 }
 sample_stop() { kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; sampler=""; }
 
-# record BUILD WORKLOAD RATE P50 P99 SECONDS RSS...: one result line.
+# record BUILD WORKLOAD RATE P50 P99 SECONDS [UNITS]: one result line; with
+# UNITS (what the workload counted), also the CPU time the leader and each
+# follower spent per unit, in microseconds.
 record() {
-  local b=$1 w=$2 rate=$3 p50=$4 p99=$5 secs=$6 rss
+  local b=$1 w=$2 rate=$3 p50=$4 p99=$5 secs=$6 units=${7:-} rss cpu=""
   sample_stop
   rss=$(cat "$work/rss")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$w" "$rate" "$p50" "$p99" "$secs" ${rss} >>"$results"
+  if [ -n "$units" ] && [ "$units" != 0 ]; then
+    # shellcheck disable=SC2046
+    cpu=$(awk -v tck="$(getconf CLK_TCK)" -v n="$units" -v followers=$((${#pid[@]} - 1)) \
+      'NR == 1 { l = $1; l0 = $2; f0 = $3 } END { split(now, c, " ")
+        printf "%.1f\t%.1f", (c[1] - l0) / tck * 1e6 / n, (c[2] - f0) / tck * 1e6 / n / (followers > 0 ? followers : 1) }' \
+      now="$(cpu_now "$(awk '{print $1}' "$work/cpu0")")" "$work/cpu0")
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$w" "$rate" "$p50" "$p99" "$secs" ${rss} "${cpu:-$(printf '\t')}" >>"$results"
   printf '  %-8s %-22s rate=%-10s p50=%-7s p99=%-7s s=%-6s rss(KiB)=%s\n' "$b" "$w" "$rate" "$p50" "$p99" "$secs" "$rss" >&2
 }
 
@@ -204,7 +229,7 @@ bench_row() {
     echo "  $w: errors: $(echo "$out" | jq -r '.errors, .first_error' 2>/dev/null | tr '\n' ' ')" >&2
   fi
   record "$b" "$w" "$(echo "$out" | jq '.units_per_s | floor')" "$(echo "$out" | jq '.p50_ms * 1000 | round / 1000')" \
-    "$(echo "$out" | jq '.p99_ms * 1000 | round / 1000')" ""
+    "$(echo "$out" | jq '.p99_ms * 1000 | round / 1000')" "" "$(echo "$out" | jq '.units')"
 }
 
 now() { date +%s.%N; }
@@ -317,6 +342,7 @@ function median(list,   n, a, i, j, t) {
 function add(key, v) { if (v != "") vals[key] = vals[key] " " v }
 { add($1 SUBSEP $2 SUBSEP "rate", $3); add($1 SUBSEP $2 SUBSEP "p50", $4); add($1 SUBSEP $2 SUBSEP "p99", $5)
   add($1 SUBSEP $2 SUBSEP "s", $6); add($1 SUBSEP $2 SUBSEP "lrss", $7 / 1024); add($1 SUBSEP $2 SUBSEP "frss", $8 / 1024)
+  add($1 SUBSEP $2 SUBSEP "lcpu", $9); add($1 SUBSEP $2 SUBSEP "fcpu", $10)
   seen[$2] = 1 }
 function m(b, w, k) { return median(vals[b SUBSEP w SUBSEP k]) }
 function peak(b, w, k,   n, a, i, x) { n = split(vals[b SUBSEP w SUBSEP k], a, " "); x = ""
@@ -331,14 +357,17 @@ BEGIN {
 }
 END {
   nb = split(builds, bl, " ")
-  printf "medians of %d round(s); big database %d MiB; RSS: MiB, the peak over the workload in every round\n", rounds, big
+  printf "medians of %d round(s); big database %d MiB; RSS: MiB, the peak over the workload in every round;\n", rounds, big
+  printf "CPU: microseconds of CPU time (user + system) per unit of the rate, on the leader and on each follower\n"
   for (k = 1; k <= nb; k++) {
     b = bl[k]
     printf "\n%s\n", b
-    printf "%-22s %8s %10s %8s %8s %8s %11s %13s\n", "workload", "unit", "rate", "p50 ms", "p99 ms", "seconds", "leader RSS", "follower RSS"
+    printf "%-22s %8s %10s %8s %8s %8s %11s %13s %11s %13s\n", "workload", "unit", "rate", "p50 ms", "p99 ms", "seconds",
+      "leader RSS", "follower RSS", "leader CPU", "follower CPU"
     for (i = 1; i <= nw; i++) { w = order[i]; if (!(w in seen)) continue
-      printf "%-22s %8s %10s %8s %8s %8s %11s %13s\n", w, unit[w], fmt(m(b, w, "rate"), "%.1f"), fmt(m(b, w, "p50"), "%.3f"),
-        fmt(m(b, w, "p99"), "%.3f"), fmt(m(b, w, "s"), "%.2f"), fmt(peak(b, w, "lrss"), "%.0f"), fmt(peak(b, w, "frss"), "%.0f") }
+      printf "%-22s %8s %10s %8s %8s %8s %11s %13s %11s %13s\n", w, unit[w], fmt(m(b, w, "rate"), "%.1f"), fmt(m(b, w, "p50"), "%.3f"),
+        fmt(m(b, w, "p99"), "%.3f"), fmt(m(b, w, "s"), "%.2f"), fmt(peak(b, w, "lrss"), "%.0f"), fmt(peak(b, w, "frss"), "%.0f"),
+        fmt(m(b, w, "lcpu"), "%.1f"), fmt(m(b, w, "fcpu"), "%.1f") }
   }
   if (nb < 2) exit
   printf "\n%-22s %8s %12s %12s %9s   (ratio: current/baseline of the rate; for restart, baseline/current seconds: > 1 is better)\n", \
