@@ -7,8 +7,8 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
-	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 )
 
 // The FSM takes the command a local proposal encoded, found by the entry's

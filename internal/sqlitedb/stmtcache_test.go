@@ -10,7 +10,9 @@ import (
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 )
 
-func integer(i int64) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}} }
+func integer(i int64) *sqlraftv1.Value {
+	return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}}
+}
 
 // A text is prepared once per connection: the writer's cache holds one
 // statement after a thousand runs of the same INSERT.
