@@ -24,9 +24,15 @@ import (
 //
 // The first file is a complete SQLite database; each following one is a WAL
 // to checkpoint into it, in order.
+//
+// When installs go by pull (pull.go), Raft's InstallSnapshot carries a
+// manifest instead: the magic "SQRPULL1", the length, and a JSON manifest
+// naming where and how to pull the files, which then arrive as above, minus
+// the magic and header (their list comes in the pull's first message).
 
 const (
 	streamMagic    = "SQRSNAP1"
+	pullMagic      = "SQRPULL1" // a manifest: the files are pulled (pull.go)
 	maxHeaderBytes = 1 << 20
 	chunkSize      = 256 << 10
 )
@@ -56,13 +62,16 @@ type streamHeader struct {
 	DBSize int64 `json:"db_size,omitempty"`
 }
 
-func encodeHeader(h streamHeader) ([]byte, error) {
-	js, err := json.Marshal(h)
+func encodeHeader(h streamHeader) ([]byte, error) { return encodeFramed(streamMagic, h) }
+
+// encodeFramed encodes v as JSON after magic and the JSON's length.
+func encodeFramed(magic string, v any) ([]byte, error) {
+	js, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
-	b.WriteString(streamMagic)
+	b.WriteString(magic)
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(js)))
 	b.Write(n[:])
@@ -71,34 +80,61 @@ func encodeHeader(h streamHeader) ([]byte, error) {
 }
 
 func readHeader(r io.Reader) (streamHeader, error) {
-	var h streamHeader
+	magic, js, err := readFramed(r)
+	if err != nil {
+		return streamHeader{}, err
+	}
+	if magic == pullMagic {
+		return streamHeader{}, fmt.Errorf("%w: a pull manifest (the data is pulled from the node that sent it; "+
+			"only a Store's sink can receive it)", ErrFormat)
+	}
+	return decodeHeader(js)
+}
+
+// readFramed reads a stream's or a manifest's magic and JSON document.
+func readFramed(r io.Reader) (magic string, js []byte, err error) {
 	pre := make([]byte, len(streamMagic)+4)
 	if _, err := io.ReadFull(r, pre); err != nil {
-		return h, fmt.Errorf("read snapshot header: %w", err)
+		return "", nil, fmt.Errorf("read snapshot header: %w", err)
 	}
-	if string(pre[:len(streamMagic)]) != streamMagic {
-		return h, ErrFormat
+	magic = string(pre[:len(streamMagic)])
+	if magic != streamMagic && magic != pullMagic {
+		return "", nil, ErrFormat
 	}
 	n := binary.BigEndian.Uint32(pre[len(streamMagic):])
 	if n > maxHeaderBytes {
-		return h, fmt.Errorf("%w: header of %d bytes", ErrFormat, n)
+		return "", nil, fmt.Errorf("%w: header of %d bytes", ErrFormat, n)
 	}
-	js := make([]byte, n)
+	js = make([]byte, n)
 	if _, err := io.ReadFull(r, js); err != nil {
-		return h, fmt.Errorf("read snapshot header: %w", err)
+		return "", nil, fmt.Errorf("read snapshot header: %w", err)
 	}
+	return magic, js, nil
+}
+
+func decodeHeader(js []byte) (streamHeader, error) {
+	var h streamHeader
 	if err := json.Unmarshal(js, &h); err != nil {
 		return h, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	if len(h.Files) == 0 || h.Files[0].Name != "db" {
-		return h, fmt.Errorf("%w: first file must be the database", ErrFormat)
-	}
-	for _, f := range h.Files {
-		if f.Size < 0 || len(f.SHA256) != 64 {
-			return h, fmt.Errorf("%w: bad entry %+v", ErrFormat, f)
-		}
+	if err := checkEntries(h.Files); err != nil {
+		return h, err
 	}
 	return h, nil
+}
+
+// checkEntries checks the file list of a stream or a pull: the database
+// first, sizes not negative, sha256 of the right length.
+func checkEntries(files []fileEntry) error {
+	if len(files) == 0 || files[0].Name != "db" {
+		return fmt.Errorf("%w: first file must be the database", ErrFormat)
+	}
+	for _, f := range files {
+		if f.Size < 0 || len(f.SHA256) != 64 {
+			return fmt.Errorf("%w: bad entry %+v", ErrFormat, f)
+		}
+	}
+	return nil
 }
 
 // copyExact copies exactly e.Size bytes from r to w, checking their sha256

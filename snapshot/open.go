@@ -9,18 +9,24 @@ import (
 )
 
 // Open returns snapshot id as a stream any node can turn into a database
-// (see Restore). It first takes a lease on the snapshot's files, so that
+// (see Restore), or, when installs go by pull (Options.Pull.Address set),
+// as a manifest from which another node's sink pulls the files (pull.go).
+// It first takes a lease on the snapshot's files, so that
 // nothing renames, removes or writes into them until the stream is closed,
 // revoked after the idle timeout, or fails. The stream holds about the
 // database's size: the chain's files when they are at most 10% larger than
 // the database, otherwise one image consolidated from them for this stream
 // (see DESIGN.md, "What a stream sends").
 func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if c.pull.Address != "" {
+		return c.offer(id)
+	}
 	return c.OpenContext(context.Background(), "raft:"+id, id)
 }
 
 // OpenContext is Open with a context (ending it revokes the lease) and a
-// name for the lease in logs; backup streams use it.
+// name for the lease in logs; backup streams use it. It always streams the
+// data, whether or not installs go by pull.
 //
 // If consolidation merged id away or pruning removed it (between Raft's
 // List and Open, or while Open waited for its lease behind a
@@ -28,15 +34,32 @@ func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 // meta describes what is actually streamed, and both Raft's leader and
 // Backup take the index, term and configuration from it.
 func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	plan, lease, image, err := c.acquirePlanned(ctx, name, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, st, err := c.openPlanned(plan, lease, image)
+	if err != nil {
+		lease.Release()
+		return nil, nil, err
+	}
+	return meta, st, nil
+}
+
+// acquirePlanned plans the stream of id (or of the newest snapshot, if id
+// was merged away or pruned) and takes the lease on what it will read: the
+// chain's directories, and image, the path of the image to build when the
+// plan sends one. The lease covers exactly the files of the returned plan.
+func (c *Catalog) acquirePlanned(ctx context.Context, name, id string) (streamPlan, *Lease, string, error) {
 	for {
 		c.mu.Lock()
 		plan, err := c.planOpenLocked(id)
 		c.mu.Unlock()
 		if err != nil {
-			return nil, nil, err
+			return streamPlan{}, nil, "", err
 		}
 		if err := c.hook.at("open.planned"); err != nil {
-			return nil, nil, err
+			return streamPlan{}, nil, "", err
 		}
 		paths, image := plan.dirs, ""
 		if plan.image {
@@ -45,7 +68,7 @@ func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.Snaps
 		}
 		lease, err := c.leases.Acquire(ctx, name, paths...)
 		if err != nil {
-			return nil, nil, err
+			return streamPlan{}, nil, "", err
 		}
 		c.mu.Lock()
 		again, err := c.planOpenLocked(id)
@@ -53,7 +76,7 @@ func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.Snaps
 		if err != nil || again.meta.ID != plan.meta.ID || !sameSources(plan.chain, again.chain) {
 			lease.Release() // consolidated or pruned meanwhile; resolve again
 			if err != nil {
-				return nil, nil, err
+				return streamPlan{}, nil, "", err
 			}
 			continue
 		}
@@ -61,12 +84,7 @@ func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.Snaps
 			c.log.Info("snapshot merged away or pruned before it was opened; streaming the newest instead",
 				"requested", id, "streaming", plan.meta.ID, "lease", name)
 		}
-		meta, st, err := c.openPlanned(plan, lease, image)
-		if err != nil {
-			lease.Release()
-			return nil, nil, err
-		}
-		return meta, st, nil
+		return plan, lease, image, nil
 	}
 }
 
@@ -115,6 +133,9 @@ func (c *Catalog) resolveLocked(id string) (*snapMeta, []source, []string, error
 	m, ok := c.snaps[id]
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("snapshot %s: not found", id)
+	}
+	if m.InLiveDB || m.AdoptPath != "" {
+		return nil, nil, nil, fmt.Errorf("snapshot %s: %w", id, ErrInLiveDB)
 	}
 	chain, err := c.chainLocked(id)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
@@ -24,11 +25,44 @@ func Restore(rc io.ReadCloser, dir string) (string, error) {
 
 func restoreFS(fsys FS, rc io.ReadCloser, dir string) (string, error) {
 	defer rc.Close()
-	path := filepath.Join(dir, fmt.Sprintf("restore-%d.db", time.Now().UnixNano()))
+	path := newRestorePath(dir)
 	if err := restoreInto(fsys, rc, path); err != nil {
 		return "", errors.Join(err, removeSQLiteFiles(fsys, path))
 	}
 	return path, nil
+}
+
+// RestorePrefix starts the name of every file a restore or an install
+// writes next to the live database before swapping it in. Such a file is
+// never needed after a restart (see RemoveRestoreLeftovers).
+const RestorePrefix = "restore-"
+
+func newRestorePath(dir string) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%d.db", RestorePrefix, time.Now().UnixNano()))
+}
+
+// RemoveRestoreLeftovers removes, from dir (the live database's
+// directory), the files of restores and installs that a crash interrupted:
+// RestorePrefix*.db and what SQLite kept next to them. Call it after New
+// (whose recovery may move such a file back into a snapshot) and before
+// any install.
+func RemoveRestoreLeftovers(fsys FS, dir string) error {
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	entries, err := fsys.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if name := e.Name(); strings.HasPrefix(name, RestorePrefix) && !e.IsDir() {
+			if err := fsys.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeSQLiteFiles removes a database file and whatever SQLite keeps next
