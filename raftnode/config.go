@@ -172,6 +172,17 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// leaseIdleTimeout is the snapshot store's lease idle timeout.
+func (c *Config) leaseIdleTimeout() time.Duration {
+	switch {
+	case c.SnapshotLeaseIdleTimeout > 0:
+		return c.SnapshotLeaseIdleTimeout
+	case c.Snapshot.LeaseIdleTimeout > 0:
+		return c.Snapshot.LeaseIdleTimeout
+	}
+	return snapshot.DefaultLeaseIdleTimeout
+}
+
 // raftTimeouts fills in and checks the Raft timeouts.
 func (c *Config) raftTimeouts() error {
 	if c.HeartbeatTimeout == 0 {

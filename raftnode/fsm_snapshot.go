@@ -31,6 +31,9 @@ type SnapshotStore interface {
 	// Backup materialises snapshot id as a plain SQLite file, hands it to
 	// send and removes it, reporting a failure to.
 	Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error
+	// ServePull serves another node's pull of a snapshot this node's Raft
+	// offered it (see pull.go).
+	ServePull(ctx context.Context, token, id string) (*snapshot.Pull, error)
 	Close() error
 }
 
@@ -46,5 +49,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.restores.Add(1)
+	if f.afterInstall != nil {
+		f.afterInstall()
+	}
 	return f.reload()
 }

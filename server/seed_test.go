@@ -112,16 +112,23 @@ func TestSeedScenarioSlowInstallDuringSnapshots(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go writer(t, sc.Cluster, stop, &acked, &wg)
+	// The install's data comes by pull: the leader holds its lease while it
+	// reads the files, which, for a database this small, flow control and
+	// socket buffers let it finish long before the throttled follower has
+	// taken the data. What happened during the install is recorded until
+	// its end; a consolidation must not complete while the lease is held.
 	var during snapshot.Stats
 	var firstLogDuring uint64
+	heldSince := before.LeasesHeld > 0
 	lag := sc.Nodes[sc.lag].Raft
 	for lag.FSM().Restores() == 0 {
 		st := store.Stats()
 		if st.LastError != "" {
 			t.Errorf("leader snapshot error during the stream: %s", st.LastError)
 		}
-		if st.LeasesHeld > 0 { // the stream still reads: record what happened so far
-			during, firstLogDuring = st, leader.Raft.Status().FirstLogIndex
+		during, firstLogDuring = st, leader.Raft.Status().FirstLogIndex
+		if heldSince = heldSince && st.LeasesHeld > 0; heldSince && st.Consolidations != before.Consolidations {
+			t.Errorf("a consolidation completed while the install held its lease (%d -> %d)", before.Consolidations, st.Consolidations)
 		}
 		if time.Since(time.Unix(0, sc.first.Load())) > 60*time.Second {
 			t.Fatal("install did not finish within 60 s")
@@ -140,15 +147,15 @@ func TestSeedScenarioSlowInstallDuringSnapshots(t *testing.T) {
 	if firstLogDuring <= firstLogBefore {
 		t.Errorf("leader's log start did not advance during the stream (%d -> %d)", firstLogBefore, firstLogDuring)
 	}
-	if during.Consolidations != before.Consolidations {
-		t.Errorf("a consolidation completed while the stream held its lease (%d -> %d)", before.Consolidations, during.Consolidations)
-	}
 	if during.LeaseWaits == 0 && during.Created-before.Created >= 3 {
 		t.Logf("note: no operation had to wait for the lease")
 	}
 	sum := sc.WaitConverged(30 * time.Second)
 	sc.Eventually(30*time.Second, func() error {
-		if st := store.Stats(); st.Consolidations == during.Consolidations || st.LeasesHeld != 0 {
+		// Consolidation, which waits for the lease, has run since the
+		// install began (during it, once the leader had read the files, or
+		// after it), and no lease is left.
+		if st := store.Stats(); st.Consolidations == before.Consolidations || st.LeasesHeld != 0 {
 			return fmt.Errorf("waiting for consolidation after the stream (held %d, consolidations %d)", st.LeasesHeld, st.Consolidations)
 		}
 		return nil

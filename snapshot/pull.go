@@ -74,6 +74,19 @@ type Pull struct {
 	Files  []PullFile
 	DBSize int64
 	Body   io.ReadCloser
+	// Done, on the serving side, is closed when the offer ends (its lease
+	// was released or revoked); Err then says why. Nil on the pulling side.
+	Done  <-chan struct{}
+	lease *Lease
+}
+
+// Err says why the offer ended (nil while it lasts, and on the pulling
+// side).
+func (p *Pull) Err() error {
+	if p.lease == nil {
+		return nil
+	}
+	return p.lease.Err()
 }
 
 // offerTable holds the offers this node's Raft made (one per
@@ -236,7 +249,7 @@ func (c *Catalog) ServePull(ctx context.Context, token, id string) (*Pull, error
 		}
 	}
 	h := o.plan.header(files)
-	p := &Pull{DBSize: h.DBSize, Body: st}
+	p := &Pull{DBSize: h.DBSize, Body: st, Done: o.lease.ctx.Done(), lease: o.lease}
 	for _, f := range h.Files {
 		p.Files = append(p.Files, PullFile{Name: f.Name, Size: f.Size, SHA256: f.SHA256})
 	}
