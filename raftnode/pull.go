@@ -22,9 +22,6 @@ import (
 // store pulls the files from the leader's SnapshotPullService, served here
 // on the Raft gRPC server, in PullChunkBytes messages.
 
-// PullChunkBytes is the data carried by one message of a snapshot pull.
-const PullChunkBytes = 1 << 20
-
 // pullServer serves SnapshotPullService from the node's snapshot store.
 type pullServer struct {
 	sqlraftv1.UnimplementedSnapshotPullServiceServer
@@ -64,25 +61,28 @@ func (s pullServer) Pull(req *sqlraftv1.PullRequest, stream sqlraftv1.SnapshotPu
 	}
 }
 
-// sendPull sends first, then body in PullChunkBytes messages.
+// sendPull sends first, then body in messages of at most
+// snapshot.PullChunkBytes, each the body's own buffer (grpc-go encodes a
+// message before Send returns, and no stats handler holds on to them).
 func sendPull(stream sqlraftv1.SnapshotPullService_PullServer, first *sqlraftv1.PullResponse, body io.Reader) error {
 	if err := stream.Send(first); err != nil {
 		return err
 	}
-	// grpc-go encodes a message before Send returns, so one buffer serves
-	// every message (no stats handler holds on to them).
-	buf := make([]byte, PullChunkBytes)
+	chunks, ok := body.(snapshot.ChunkReader)
+	if !ok {
+		return status.Error(codes.Internal, "snapshot pull body cannot be read in chunks")
+	}
 	msg := &sqlraftv1.PullResponse{}
 	for {
-		n, err := io.ReadFull(body, buf)
-		if n > 0 {
-			msg.Data = buf[:n]
+		b, err := chunks.Next(snapshot.PullChunkBytes)
+		if len(b) > 0 {
+			msg.Data = b
 			if serr := stream.Send(msg); serr != nil {
 				return serr
 			}
 		}
 		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
+		case err == io.EOF:
 			return nil
 		case err != nil:
 			return pullStatus(err)
@@ -170,16 +170,24 @@ func (b *pullBody) recv() (*sqlraftv1.PullResponse, error) {
 
 // Read returns the pull's data; io.EOF once the leader has sent it all.
 func (b *pullBody) Read(p []byte) (int, error) {
+	c, err := b.Next(len(p))
+	return copy(p, c), err
+}
+
+// Next returns the pull's next bytes without copying them: at most max,
+// from the message received last (snapshot.ChunkReader).
+func (b *pullBody) Next(max int) ([]byte, error) {
 	for len(b.buf) == 0 {
 		msg, err := b.recv()
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		b.buf = msg.GetData()
 	}
-	n := copy(p, b.buf)
+	n := min(max, len(b.buf))
+	c := b.buf[:n]
 	b.buf = b.buf[n:]
-	return n, nil
+	return c, nil
 }
 
 // Close ends the pull and its connection.

@@ -9,8 +9,9 @@
 #                            from the follower's start to its applied index
 #                            reaching the leader's, leader and follower peak
 #                            RSS (VmHWM, reset on the leader before each run),
-#                            and cp + sync of the leader's database file on
-#                            the same disk, for comparison.
+#                            and cp + sync (fsync of the copy) of the
+#                            leader's database file on the same disk, for
+#                            comparison.
 #   restart DOWN_S [RUNS]    a follower is stopped for DOWN_S seconds while a
 #                            client writes, then restarted: time from its
 #                            start to serving its first request, and to its
@@ -40,22 +41,32 @@ if [ -z "${SQLRAFTD:-}" ]; then
   SQLRAFTD=$work/sqlraftd SQLRAFT=$work/sqlraft
 fi
 cli() { "$SQLRAFT" -a "$1" --timeout 10m "${@:2}"; }
-gaddr() { echo "127.0.0.1:$((7601 + 10 * $1))"; }
+base=${BASE_PORT:-17600}
+gaddr() { echo "127.0.0.1:$((base + 1 + 10 * $1))"; }
 flags=(--snapshot-threshold 64 --trailing-logs 16 --snapshot-interval 1s --log-level info)
 declare -A pid
 start_node() { # i
   local i=$1 join=()
   [ "$i" -gt 0 ] && join=(--join "$(gaddr 0)")
   "$SQLRAFTD" --node-id "n$i" --data-dir "$work/n$i" --grpc-addr "$(gaddr "$i")" \
-    --raft-addr "127.0.0.1:$((7602 + 10 * i))" "${flags[@]}" "${join[@]}" 2>>"$work/n$i.log" &
+    --raft-addr "127.0.0.1:$((base + 2 + 10 * i))" "${flags[@]}" "${join[@]}" 2>>"$work/n$i.log" &
   pid[$i]=$!
   pids+=("$!")
 }
 stop_node() { kill "${pid[$1]}"; wait "${pid[$1]}" 2>/dev/null || true; }
 now() { date +%s.%N; }
-field() { cli "$1" status -o json 2>/dev/null | sed -nE "s/.*\"$2\": \"?([^\",]*)\"?.*/\1/p" | head -1; }
-leader_index() { # the node id of the leader
-  cli "$(gaddr 0)" status -o json | sed -nE 's/.*"leaderId": "n([0-9])".*/\1/p' | head -1
+field() { cli "$1" status -o json 2>/dev/null | sed -nE "s/.*\"$2\": *\"?([^\",]*)\"?.*/\1/p" | head -1; }
+leader_index() { # the number of the leading node, asked of any running node
+  local i l
+  for _ in $(seq 1 600); do
+    for i in 0 1 2; do
+      l=$(cli "$(gaddr "$i")" status -o json 2>/dev/null | sed -nE 's/.*"leaderId": *"n([0-9])".*/\1/p' | head -1)
+      [ -n "$l" ] && echo "$l" && return 0
+    done
+    sleep 0.1
+  done
+  echo "no leader" >&2
+  exit 1
 }
 wait_formed() {
   for _ in $(seq 1 300); do
@@ -104,16 +115,25 @@ install)
     sleep 2
     db=$(stat -c %s "$work/n$l/db.sqlite")
     echo 5 >"/proc/${pid[$l]}/clear_refs" # reset the leader's VmHWM
+    if [ -n "${PERF:-}" ]; then # profile the whole machine during the install
+      perf record -q -a -g -F 499 -o "$work/perf-$run.data" 2>/dev/null &
+      perf_pid=$!
+    fi
     t0=$(now)
     start_node "$f"
     wait_converged "$f"
     t1=$(now)
-    s0=$(logtime "installing snapshot on: peer=n$f" "$work/n$l.log")
+    if [ -n "${PERF:-}" ]; then
+      kill -INT "$perf_pid"
+      wait "$perf_pid" || true
+      echo "profile: $work/perf-$run.data (leader pid ${pid[$l]}, follower pid ${pid[$f]})"
+    fi
+    s0=$(logtime "installing snapshot on\" component=raft peer=n$f " "$work/n$l.log")
     s1=$(logtime "Installed remote snapshot" "$work/n$f.log")
-    sync
+    sync # untimed: flush what the install (and the snapshot after it) left dirty
     c0=$(now)
     cp "$work/n$l/db.sqlite" "$work/copy.db"
-    sync
+    sync "$work/copy.db" # fsync of the copy only
     c1=$(now)
     rm -f "$work/copy.db"
     awk -v run="$run" -v mb="$(echo "$db / 1048576" | bc)" -v s="$(echo "$s1 - $s0" | bc)" \

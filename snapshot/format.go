@@ -137,6 +137,28 @@ func checkEntries(files []fileEntry) error {
 	return nil
 }
 
+// ChunkReader is a reader that can hand out the bytes it holds without
+// copying them: Next returns at most max bytes (fewer at a message's or a
+// file's end, none only with an error; io.EOF at the end), valid until the
+// next call. A snapshot stream implements it, and so does the body of a
+// pull (raftnode), so that a pull's data is copied once less on each side.
+type ChunkReader interface {
+	Next(max int) ([]byte, error)
+}
+
+// nextChunk returns r's next chunk of at most len(buf) bytes: r's own
+// bytes if it is a ChunkReader, else read into buf (as io.ReadFull).
+func nextChunk(r io.Reader, buf []byte) ([]byte, error) {
+	if cr, ok := r.(ChunkReader); ok {
+		return cr.Next(len(buf))
+	}
+	n, err := io.ReadFull(r, buf)
+	if n > 0 && (err == io.ErrUnexpectedEOF || err == io.EOF) {
+		err = nil // the caller asks again and gets EOF
+	}
+	return buf[:n], err
+}
+
 // copyExact copies exactly e.Size bytes from r to w, checking their sha256
 // against e if verify. Hashing a chunk runs in parallel with writing it.
 func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) error {
@@ -154,9 +176,8 @@ func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) e
 	defer close(todo)
 	var n int64
 	for n < e.Size {
-		b := buf[:min(int64(len(buf)), e.Size-n)]
-		m, err := io.ReadFull(r, b)
-		n += int64(m)
+		b, err := nextChunk(r, buf[:min(int64(len(buf)), e.Size-n)])
+		n += int64(len(b))
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("snapshot file %s: %w after %d of %d bytes", e.Name, io.ErrUnexpectedEOF, n, e.Size)
 		}
@@ -252,6 +273,7 @@ type stream struct {
 	hdr   []byte
 	files []source
 
+	chunk     int // bytes read from a file at a time (chunkSize if 0)
 	cur       io.ReadCloser
 	idx       int
 	remaining int64
@@ -280,6 +302,27 @@ func (s *stream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Next returns the stream's next bytes without copying them: at most max,
+// valid until the next call (ChunkReader).
+func (s *stream) Next(max int) ([]byte, error) {
+	if len(s.hdr) > 0 {
+		n := min(max, len(s.hdr))
+		b := s.hdr[:n]
+		s.hdr = s.hdr[n:]
+		return b, nil
+	}
+	for len(s.pending) == 0 {
+		if s.err != nil {
+			return nil, s.err
+		}
+		s.err = s.fill()
+	}
+	n := min(max, len(s.pending))
+	b := s.pending[:n]
+	s.pending = s.pending[n:]
+	return b, nil
+}
+
 // fill reads the next chunk into pending; at the end of a file it checks
 // the file's sha256 before handing out the chunk.
 func (s *stream) fill() error {
@@ -295,7 +338,10 @@ func (s *stream) fill() error {
 		s.cur, s.remaining, s.sum = rc, f.entry.Size, sha256.New()
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, chunkSize)
+		if s.chunk <= 0 {
+			s.chunk = chunkSize
+		}
+		s.buf = make([]byte, s.chunk)
 	}
 	n := int(min(int64(len(s.buf)), s.remaining))
 	if _, err := io.ReadFull(s.cur, s.buf[:n]); err != nil {

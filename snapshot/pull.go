@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -24,6 +25,12 @@ import (
 
 // tokenBytes is the size of an offer's token (hex-encoded in the manifest).
 const tokenBytes = 16
+
+// PullChunkBytes is the most data a pull reads from a file at a time, and
+// so the size of its messages: just under 1 MiB, so that a message with its
+// few bytes of framing fits the largest buffer grpc-go pools (1 MiB)
+// rather than being allocated afresh.
+const PullChunkBytes = 1<<20 - 1<<10
 
 // ErrOfferNotFound is returned by ServePull for a token this node does not
 // offer (never did, or the offer ended: Raft's call returned, the lease was
@@ -240,7 +247,7 @@ func (c *Catalog) ServePull(ctx context.Context, token, id string) (*Pull, error
 		}
 		files = []source{img}
 	}
-	st := &stream{lease: o.lease, fsys: c.fs, files: files}
+	st := &stream{lease: o.lease, fsys: c.fs, files: files, chunk: PullChunkBytes}
 	st.onClose = func() {
 		stop()
 		o.end()
@@ -290,10 +297,18 @@ func (c *Catalog) receivePull(ctx context.Context, r io.Reader, js []byte, dir s
 	if c.onReceive != nil {
 		body = hookedReader{r: body, hook: c.onReceive}
 	}
+	start := time.Now()
 	res, err := c.receiveFiles(body, entries, p.DBSize, dir)
 	if err != nil {
 		return recvResult{}, fmt.Errorf("pull snapshot %s from %s: %w", m.ID, m.Address, err)
 	}
+	var n int64
+	for _, f := range res.files {
+		n += f.Size
+	}
+	secs := time.Since(start).Seconds()
+	c.log.Info("snapshot pulled", "id", m.ID, "from", m.Address, "files", len(res.files), "bytes", n,
+		"seconds", secs, "mb_per_s", float64(n)/1e6/max(secs, 1e-9))
 	return res, nil
 }
 
