@@ -142,7 +142,13 @@ func (t *offerTable) take(token, id string) (*pullOffer, error) {
 func (t *offerTable) count() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.offers)
+	n := 0
+	for _, o := range t.offers {
+		if o.lease.Err() == nil { // its end may not have removed it yet
+			n++
+		}
+	}
+	return n
 }
 
 // pullOffer is the reader Open returns when installs go by pull: reading
@@ -206,6 +212,7 @@ func (c *Catalog) offer(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	}
 	o := &pullOffer{c: c, token: hex.EncodeToString(token), plan: plan, lease: lease, image: image, manifest: b}
 	c.offers.add(o)
+	context.AfterFunc(lease.ctx, o.end) // revoked (idle): the offer ends too
 	meta := plan.meta.SnapshotMeta
 	meta.Size = int64(len(b))
 	return &meta, o, nil
