@@ -130,6 +130,15 @@ install)
     fi
     s0=$(logtime "installing snapshot on\" component=raft peer=n$f " "$work/n$l.log")
     s1=$(logtime "Installed remote snapshot" "$work/n$f.log")
+    # A follower that moved the snapshot into its database takes a full
+    # snapshot right after: let it finish, so the copy below has the disk
+    # to itself.
+    if grep -q "snapshot pulled" "$work/n$f.log"; then
+      for _ in $(seq 1 600); do
+        [ "$(grep -A1000 "Installed remote snapshot" "$work/n$f.log" | grep -c "snapshot complete up to")" -gt 0 ] && break
+        sleep 0.1
+      done
+    fi
     sync # untimed: flush what the install (and the snapshot after it) left dirty
     c0=$(now)
     cp "$work/n$l/db.sqlite" "$work/copy.db"
