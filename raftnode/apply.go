@@ -68,6 +68,7 @@ func (n *Node) propose(ctx context.Context, cmd *raftlogv1.Command) (*Applied, e
 		// would stop every write after it.
 		return nil, &msglimit.TooLargeError{What: "log entry", Size: len(data), Limit: n.cfg.limit.Bytes()}
 	}
+	defer n.fsm.proposed.add(data, cmd)()
 	f := n.raft.Apply(data, deadlineOr(ctx, 10*time.Second))
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()

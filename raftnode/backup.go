@@ -13,12 +13,13 @@ import (
 )
 
 // Backup makes a consistent copy of the database as a plain SQLite file and
-// hands it to send with the Raft index it reflects. The copy is built from a
+// hands it to send with the Raft index it reflects. The copy is read from a
 // snapshot taken now (incremental, so cheap) by the snapshot store
-// (snapshot.Store.Backup): the snapshot's files are read under a lease, which
-// lasts only while the copy is materialised in the store's tmp/ directory,
-// not while send ships it to a slow client. When send returns, the file is
-// closed and its directory removed; a failure to remove it is returned.
+// (snapshot.Store.Backup): no copy of the database is written anywhere;
+// each page is read, as send reads, from the snapshot's base database or
+// from the WAL file that holds its newest version, under a lease that lasts
+// until send returns (or ctx ends, or send stops reading for the lease idle
+// timeout). Memory stays the same whatever the database's size.
 func (n *Node) Backup(ctx context.Context, send func(r io.Reader, index uint64) error) error {
 	// A capture superseded by an install (Raft keeps only the error's
 	// text) leaves the installed snapshot as the latest: back up from it.

@@ -238,3 +238,12 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.Logger = newHCLogger(c.Logger.With("component", "raft"))
 	return rc
 }
+
+// The log cache (raftlog.Cache) in front of the log store keeps at most
+// this many of the newest entries, and this many bytes of them: enough for
+// replication and the followers' apply to read what was just appended from
+// memory while the writes stream in, small beside the RSS budget of a node.
+const (
+	logCacheEntries = 1024
+	logCacheBytes   = 2 << 20
+)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/protobuf/proto"
 
 	raftlogv1 "github.com/sqlraft/sqlraft/api/sqlraft/raftlog/v1"
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
@@ -60,6 +59,9 @@ type FSM struct {
 	// stop ends applyUntilDone's retries when the node stops.
 	stop     chan struct{}
 	stopOnce sync.Once
+	// proposed are the commands this node is proposing, by their encoded
+	// entry: see decode.
+	proposed proposals
 }
 
 // NewFSM returns the FSM of node id over db, positioned at the index db
@@ -296,12 +298,12 @@ func (f *FSM) recordAborted(l *raft.Log, res *Result) ([]any, error) {
 // the node table, it also returns the same change for the in-memory copy,
 // to make once the transaction commits.
 func (f *FSM) applyCommand(tx *sqlitedb.Tx, l *raft.Log) (*Result, func(map[string]string)) {
-	var cmd raftlogv1.Command
-	if err := proto.Unmarshal(l.Data, &cmd); err != nil {
-		return &Result{Err: fmt.Errorf("decode entry %d: %w", l.Index, err)}, nil
+	cmd, err := f.decode(l)
+	if err != nil {
+		return &Result{Err: err}, nil
 	}
 	tx.SetClock(time.Unix(0, cmd.GetNowUnixNanos()), cmd.GetRandomSeed())
-	tx.SetLimits(entryLimits(&cmd))
+	tx.SetLimits(entryLimits(cmd))
 	if err := tx.Savepoint("entry"); err != nil {
 		return &Result{Err: err}, nil
 	}

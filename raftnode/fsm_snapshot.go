@@ -25,11 +25,12 @@ type SnapshotStore interface {
 	Stats() snapshot.Stats
 	// Latest describes the newest snapshot.
 	Latest() (snapshot.Info, bool)
-	// OpenContext opens a snapshot for a reader other than Raft (a backup)
+	// OpenContext opens a snapshot's stream for a reader other than Raft
 	// under a lease named name; ending ctx revokes the lease.
 	OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error)
-	// Backup materialises snapshot id as a plain SQLite file, hands it to
-	// send and removes it, reporting a failure to.
+	// Backup hands send snapshot id as a plain SQLite file, composed from
+	// the snapshot's files as send reads it, under a lease that lasts until
+	// send returns.
 	Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error
 	// ServePull serves another node's pull of a snapshot this node's Raft
 	// offered it (see pull.go).

@@ -45,6 +45,7 @@ type Node struct {
 	fsm       *FSM
 	raft      *raft.Raft
 	logStore  *raftlog.Store
+	logs      *raftlog.Cache // logStore's newest entries, for Raft and the read path
 	snapshots SnapshotStore
 	transport *transport.Manager
 	server    *grpc.Server
@@ -115,6 +116,7 @@ func (n *Node) open() error {
 	if n.logStore, err = raftlog.Open(filepath.Join(cfg.DataDir, "raft"), logOpts); err != nil {
 		return err
 	}
+	n.logs = raftlog.NewCache(n.logStore, logCacheEntries, logCacheBytes)
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func (n *Node) open() error {
 	if err := n.startTransport(); err != nil {
 		return err
 	}
-	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logStore, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
+	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logs, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.reads = newReadIndex(n.raft)

@@ -12,18 +12,31 @@ import (
 // readIndex implements linearizable reads without writing to the log: the
 // leader notes its commit index, confirms with a quorum that it is still
 // leader, and the read proceeds once the FSM has applied up to the noted
-// index. Reads that arrive while a confirmation round is running wait for
-// the next one, and every read waiting when a round starts shares it, so
-// N concurrent reads cost one heartbeat round, not N.
+// index.
+//
+// Reads share confirmation rounds, and rounds overlap: a read joins the
+// next round that starts after it arrived, and a round starts as soon as a
+// read waits and fewer than maxRounds rounds are in flight. Under load, N
+// concurrent reads cost a few heartbeat rounds, not N, and a read no longer
+// waits for the round in flight to finish before its own can start (the
+// rounds used to run strictly one after another, so a read arriving just
+// after one started waited almost two round trips).
 type readIndex struct {
-	raft *raft.Raft
+	raft      quorum
+	maxRounds int
 
 	reads, confirmations atomic.Uint64 // for Status
 
-	mu      sync.Mutex
-	waiting []chan readResult
-	running bool
-	closed  bool
+	mu       sync.Mutex
+	waiting  []chan readResult
+	inFlight int // rounds started and not yet answered
+	closed   bool
+}
+
+// quorum is what readIndex needs of Raft (*raft.Raft has it).
+type quorum interface {
+	CommitIndex() uint64
+	VerifyLeader() raft.Future
 }
 
 type readResult struct {
@@ -34,7 +47,13 @@ type readResult struct {
 // ErrShutdown: the node is shutting down.
 var ErrShutdown = errors.New("raftnode: node is shutting down")
 
-func newReadIndex(r *raft.Raft) *readIndex { return &readIndex{raft: r} }
+// readRounds is how many confirmation rounds may be in flight at once.
+// hashicorp/raft sends at most one heartbeat per follower at a time, and
+// any response that arrives after a round registered counts for it, so
+// more rounds than this only queue in Raft's main loop.
+const readRounds = 4
+
+func newReadIndex(r quorum) *readIndex { return &readIndex{raft: r, maxRounds: readRounds} }
 
 // confirm returns a commit index recorded after the call began and
 // confirmed by a quorum round that started after it was recorded.
@@ -47,10 +66,7 @@ func (r *readIndex) confirm(ctx context.Context) (uint64, error) {
 		return 0, ErrShutdown
 	}
 	r.waiting = append(r.waiting, ch)
-	if !r.running {
-		r.running = true
-		go r.rounds()
-	}
+	r.startLocked()
 	r.mu.Unlock()
 	select {
 	case res := <-ch:
@@ -60,34 +76,43 @@ func (r *readIndex) confirm(ctx context.Context) (uint64, error) {
 	}
 }
 
-// rounds runs confirmation rounds until no read is waiting.
-func (r *readIndex) rounds() {
-	for {
-		r.mu.Lock()
-		batch := r.waiting
-		r.waiting = nil
-		if len(batch) == 0 || r.closed {
-			r.running = false
-			r.mu.Unlock()
-			for _, ch := range batch {
-				ch <- readResult{err: ErrShutdown}
-			}
-			return
-		}
-		r.mu.Unlock()
-		r.confirmations.Add(1)
-		index := r.raft.CommitIndex()
-		err := r.raft.VerifyLeader().Error()
-		for _, ch := range batch {
-			ch <- readResult{index: index, err: err}
-		}
+// startLocked starts a round for every waiting read, unless none waits or
+// maxRounds rounds are in flight (the last of them to end starts it then).
+func (r *readIndex) startLocked() {
+	if len(r.waiting) == 0 || r.inFlight >= r.maxRounds {
+		return
 	}
+	batch := r.waiting
+	r.waiting = nil
+	r.inFlight++
+	go r.round(batch)
 }
 
+// round confirms leadership for batch: the commit index is noted first,
+// then a quorum asked.
+func (r *readIndex) round(batch []chan readResult) {
+	r.confirmations.Add(1)
+	index := r.raft.CommitIndex()
+	err := r.raft.VerifyLeader().Error()
+	for _, ch := range batch {
+		ch <- readResult{index: index, err: err}
+	}
+	r.mu.Lock()
+	r.inFlight--
+	r.startLocked()
+	r.mu.Unlock()
+}
+
+// close fails the reads still waiting for a round, and every later one.
 func (r *readIndex) close() {
 	r.mu.Lock()
 	r.closed = true
+	waiting := r.waiting
+	r.waiting = nil
 	r.mu.Unlock()
+	for _, ch := range waiting {
+		ch <- readResult{err: ErrShutdown}
+	}
 }
 
 // stateIndex returns the index the FSM must have applied for its state to
@@ -136,13 +161,13 @@ func (m *stateIndexMemo) get(i uint64, compute func() (uint64, bool)) uint64 {
 // before i, walking back over no-ops and barriers; known is false when the
 // log no longer holds the entries needed to tell.
 func (n *Node) lastStateEntry(i uint64) (last uint64, known bool) {
-	first, err := n.logStore.FirstIndex()
+	first, err := n.logs.FirstIndex()
 	if err != nil {
 		return i, false
 	}
 	for ; i >= first && i > 0; i-- {
 		var l raft.Log
-		if err := n.logStore.GetLog(i, &l); err != nil {
+		if err := n.logs.GetLog(i, &l); err != nil {
 			return i, false
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {

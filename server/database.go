@@ -145,32 +145,54 @@ func (d *database) forwardStream(ctx context.Context, req *sqlraftv1.QueryStream
 // more than this many rows in memory.
 const maxBatchRows = 10000
 
-// backupChunk is the size of each Backup message.
-const backupChunk = 256 << 10
+// backupChunk is the size of each Backup message's data: large, so that a
+// backup of a big database costs few messages, and with its header still
+// within the smallest response limit (msglimit.Minimum plus headroom) and
+// grpc-go's default 4 MiB receive limit of clients.
+const backupChunk = 1 << 20
 
 // Backup implements DatabaseService.Backup.
 func (d *database) Backup(_ *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseService_BackupServer) error {
 	err := d.s.node.Backup(stream.Context(), func(f io.Reader, index uint64) error {
-		buf := make([]byte, backupChunk)
-		first := true
-		for {
-			n, err := f.Read(buf)
-			if n > 0 || (first && errors.Is(err, io.EOF)) {
-				msg := &sqlraftv1.BackupResponse{Data: buf[:n]}
-				if first {
-					msg.Header, first = d.s.header(index), false
-				}
-				if serr := d.s.send(stream, msg); serr != nil {
-					return serr
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
+		w := &backupWriter{d: d, stream: stream, header: d.s.header(index)}
+		var err error
+		if wt, ok := f.(io.WriterTo); ok {
+			_, err = wt.WriteTo(w) // the store's reader hands over its 1 MiB chunks as they are
+		} else {
+			_, err = io.CopyBuffer(w, f, make([]byte, backupChunk))
 		}
+		if err == nil && w.header != nil {
+			err = w.send(nil) // an empty database: the header alone
+		}
+		return err
 	})
 	return d.s.toStatus(err)
+}
+
+// backupWriter sends what is written to it as Backup messages of at most
+// backupChunk bytes, the first one with the response header.
+type backupWriter struct {
+	d      *database
+	stream sqlraftv1.DatabaseService_BackupServer
+	header *sqlraftv1.ResponseHeader // nil once sent
+}
+
+// Write sends p, in backupChunk pieces. The message is encoded before the
+// send returns, so p may be reused afterwards.
+func (w *backupWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m := min(len(p)-n, backupChunk)
+		if err := w.send(p[n : n+m]); err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+func (w *backupWriter) send(data []byte) error {
+	msg := &sqlraftv1.BackupResponse{Data: data, Header: w.header}
+	w.header = nil
+	return w.d.s.send(w.stream, msg)
 }

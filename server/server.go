@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -79,7 +80,11 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		decodeCodecOption(), // with decodeDesc: undecodable requests are INVALID_ARGUMENT
 		// Accept the keepalive pings other nodes' forwarding connections send.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(logging.UnaryServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.UnaryServerInterceptor(rec)),
+		grpc.ChainUnaryInterceptor(unaryCallLog(s.logger, logOpts...), recovery.UnaryServerInterceptor(rec)),
+		// Calls run on a pool of goroutines, whose stacks have grown
+		// already, rather than on a new goroutine each (growing its stack
+		// took 6% of the CPU of a point read).
+		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec)),
 	)
 	opts = append(opts, extra...)

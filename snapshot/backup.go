@@ -5,73 +5,51 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-var backupSeq atomic.Uint64
+// BackupChunk is the size of the reads a backup's reader is best read
+// with: it reads the snapshot's files ahead of its caller in chunks of
+// this size.
+const BackupChunk = 1 << 20
 
-// Backup materialises snapshot id as one plain SQLite file and hands it to
-// send with the meta of the snapshot it was built from (if consolidation
-// merged id away meanwhile, the newest snapshot's; see OpenContext). The
-// snapshot's files are read under a lease named "backup", held only while
-// the file is built, not while send ships it.
+// backupReadAhead is how many chunks a backup reads ahead of its caller.
+const backupReadAhead = 2
+
+// Backup hands send snapshot id as one plain SQLite database file (the
+// file Restore would build from it, byte for byte) with the meta of the
+// snapshot it reads (if consolidation merged id away meanwhile, the
+// newest snapshot's; see leaseChain); meta.Size is the file's length.
 //
-// The file lives in a directory of its own under the store's tmp/ (which
-// the next start empties, should the process die meanwhile). When send
-// returns, the file is closed and then the directory removed, in the order
-// Windows requires; a failure to remove it is logged and returned, joined
-// with send's error.
+// Nothing is written: the file is composed as send reads it, each page
+// read from the chain's base database or from the WAL that holds its
+// newest version (see compose.go), under a lease named "backup" that lasts
+// until send returns. The lease ends sooner if ctx ends or send stops
+// reading for the lease idle timeout; reads then fail with ErrLeaseRevoked.
+// Every file is checked against its sha256 and the last bytes are handed
+// out only once all of them matched, so a backup of a corrupt snapshot
+// fails (ErrChecksum) instead of ending as a damaged file. Memory is a few
+// chunks (BackupChunk) plus an index of the WALs' pages, whatever the
+// database's size.
 func (c *Catalog) Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error {
-	dir, err := c.makeTempDir("backup")
+	plan, lease, err := c.leaseChain(ctx, "backup", id, nil)
 	if err != nil {
 		return err
 	}
-	err = c.backupIn(ctx, dir, id, send)
-	if rerr := c.fs.RemoveAll(dir); rerr != nil {
-		rerr = fmt.Errorf("remove backup directory %s: %w", dir, rerr)
-		c.log.Error("backup left its temporary directory behind", "dir", dir, "error", rerr)
-		err = errors.Join(err, rerr)
+	defer lease.Release()
+	img, err := composeImage(lease, c.fs, plan.chain)
+	if err == nil {
+		meta := plan.meta.SnapshotMeta
+		meta.Size = img.Size()
+		ra := newReadAhead(img, BackupChunk, backupReadAhead)
+		err = send(ra, &meta)
+		ra.Close() // before the files close under it
+		img.Close()
+	}
+	if errors.Is(err, ErrChecksum) {
+		err = fmt.Errorf("backup of snapshot %s: %w", plan.meta.ID, err)
+		c.errs.set(err)
 	}
 	return err
-}
-
-func (c *Catalog) backupIn(ctx context.Context, dir, id string, send func(io.Reader, *raft.SnapshotMeta) error) error {
-	meta, rc, err := c.OpenContext(ctx, "backup", id)
-	if err != nil {
-		return err
-	}
-	path, err := restoreFS(c.fs, rc, dir) // closes rc, which ends the lease
-	if err != nil {
-		return fmt.Errorf("materialise backup: %w", err)
-	}
-	f, err := c.fs.Open(path)
-	if err != nil {
-		return err
-	}
-	err = send(f, meta)
-	if cerr := f.Close(); cerr != nil {
-		err = errors.Join(err, cerr)
-	}
-	return err
-}
-
-// makeTempDir creates a new directory under tmp/ named prefix-*.
-func (c *Catalog) makeTempDir(prefix string) (string, error) {
-	if err := c.fs.MkdirAll(c.tmpDir(), 0o755); err != nil {
-		return "", err
-	}
-	for {
-		dir := filepath.Join(c.tmpDir(), fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), backupSeq.Add(1)))
-		taken, err := c.exists(dir)
-		if err != nil {
-			return "", err
-		}
-		if !taken {
-			return dir, c.fs.MkdirAll(dir, 0o755)
-		}
-	}
 }

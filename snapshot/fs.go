@@ -13,6 +13,9 @@ import (
 // File is an open file of an FS.
 type File interface {
 	io.Reader
+	// ReaderAt reads at an offset without moving the file's position: a
+	// backup reads the pages a WAL holds from where they are.
+	io.ReaderAt
 	io.Writer
 	io.Closer
 	// Sync flushes the file's content to stable storage.

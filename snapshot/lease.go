@@ -303,6 +303,11 @@ func (l *Lease) Touch() { l.lastRead.Store(time.Now().UnixNano()) }
 // Open opens a covered file for reading through fsys. Reads through it
 // keep the lease alive; once the lease ends they fail with its reason.
 func (l *Lease) Open(fsys FS, name string) (io.ReadCloser, error) {
+	return l.open(fsys, name)
+}
+
+// open is Open returning the reader itself, which also reads at offsets.
+func (l *Lease) open(fsys FS, name string) (*leasedReader, error) {
 	k := key(name)
 	covered := false
 	for _, p := range l.paths {
@@ -341,6 +346,24 @@ func (r *leasedReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := r.f.Read(p)
+	if n > 0 {
+		r.l.Touch()
+	}
+	if err != nil && err != io.EOF {
+		if lerr := r.l.Err(); lerr != nil {
+			return n, lerr
+		}
+	}
+	return n, err
+}
+
+// ReadAt reads from the file at off, like Read keeping the lease alive
+// and failing with the lease's reason once it ended.
+func (r *leasedReader) ReadAt(p []byte, off int64) (int, error) {
+	if err := r.l.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.f.ReadAt(p, off)
 	if n > 0 {
 		r.l.Touch()
 	}

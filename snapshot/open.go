@@ -25,14 +25,14 @@ func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 }
 
 // OpenContext is Open with a context (ending it revokes the lease) and a
-// name for the lease in logs; backup streams use it. It always streams the
-// data, whether or not installs go by pull.
+// name for the lease in logs, for readers of the stream other than Raft. It
+// always streams the data, whether or not installs go by pull.
 //
 // If consolidation merged id away or pruning removed it (between Raft's
 // List and Open, or while Open waited for its lease behind a
-// consolidation), the newest snapshot is streamed instead; the returned
-// meta describes what is actually streamed, and both Raft's leader and
-// Backup take the index, term and configuration from it.
+// consolidation), the newest snapshot is streamed instead (see
+// leaseChain); the returned meta describes what is actually streamed, and
+// Raft's leader takes the index, term and configuration from it.
 func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	plan, lease, image, err := c.acquirePlanned(ctx, name, id)
 	if err != nil {
@@ -46,46 +46,18 @@ func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.Snaps
 	return meta, st, nil
 }
 
-// acquirePlanned plans the stream of id (or of the newest snapshot, if id
-// was merged away or pruned) and takes the lease on what it will read: the
-// chain's directories, and image, the path of the image to build when the
-// plan sends one. The lease covers exactly the files of the returned plan.
+// acquirePlanned is leaseChain for a stream: the lease also covers image,
+// the path of the image to build when the plan sends one ("" otherwise).
 func (c *Catalog) acquirePlanned(ctx context.Context, name, id string) (streamPlan, *Lease, string, error) {
-	for {
-		c.mu.Lock()
-		plan, err := c.planOpenLocked(id)
-		c.mu.Unlock()
-		if err != nil {
-			return streamPlan{}, nil, "", err
-		}
-		if err := c.hook.at("open.planned"); err != nil {
-			return streamPlan{}, nil, "", err
-		}
-		paths, image := plan.dirs, ""
-		if plan.image {
+	var image string
+	plan, lease, err := c.leaseChain(ctx, name, id, func(p streamPlan) []string {
+		if image = ""; p.image {
 			image = c.newImagePath()
-			paths = append(append([]string(nil), paths...), image)
+			return []string{image}
 		}
-		lease, err := c.leases.Acquire(ctx, name, paths...)
-		if err != nil {
-			return streamPlan{}, nil, "", err
-		}
-		c.mu.Lock()
-		again, err := c.planOpenLocked(id)
-		c.mu.Unlock()
-		if err != nil || again.meta.ID != plan.meta.ID || !sameSources(plan.chain, again.chain) {
-			lease.Release() // consolidated or pruned meanwhile; resolve again
-			if err != nil {
-				return streamPlan{}, nil, "", err
-			}
-			continue
-		}
-		if plan.meta.ID != id {
-			c.log.Info("snapshot merged away or pruned before it was opened; streaming the newest instead",
-				"requested", id, "streaming", plan.meta.ID, "lease", name)
-		}
-		return plan, lease, image, nil
-	}
+		return nil
+	})
+	return plan, lease, image, err
 }
 
 // planOpenLocked plans the stream of id or, if id was retired, of the

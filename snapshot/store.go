@@ -167,8 +167,8 @@ func (s *Store) OpenContext(ctx context.Context, name, id string) (*raft.Snapsho
 	return s.catalog.OpenContext(ctx, name, id)
 }
 
-// Backup materialises snapshot id as one plain SQLite file and hands it to
-// send; see Catalog.Backup.
+// Backup hands send snapshot id as one plain SQLite file, composed from
+// the snapshot's files as send reads it; see Catalog.Backup.
 func (s *Store) Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error {
 	return s.catalog.Backup(ctx, id, send)
 }

@@ -352,36 +352,6 @@ func TestBackupLeavesNothingBehind(t *testing.T) {
 	}
 }
 
-// TestBackupReportsLeftovers: if the backup's file cannot be removed (here
-// send keeps a second handle on it, which Windows and StrictFS refuse to
-// remove under), Backup says so instead of leaving it silently.
-func TestBackupReportsLeftovers(t *testing.T) {
-	e := newEnv(t, Options{ConsolidateAfter: -1})
-	e.buildChain(1)
-	head, _ := e.store.Latest()
-	var held File
-	err := e.store.Backup(context.Background(), head.ID, func(r io.Reader, _ *raft.SnapshotMeta) error {
-		named, ok := r.(interface{ Name() string })
-		if !ok {
-			return errors.New("backup reader has no name")
-		}
-		var err error
-		held, err = e.fs.Open(named.Name())
-		return err
-	})
-	if held == nil {
-		t.Fatalf("send could not open the backup: %v", err)
-	}
-	name := held.Name()
-	held.Close()
-	if !IsSharingViolation(err) || !strings.Contains(err.Error(), "remove backup directory") {
-		t.Fatalf("backup with its file held open: %v", err)
-	}
-	if err := e.fs.RemoveAll(filepath.Dir(name)); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func copyToFile(path string, r io.Reader) error {
 	f, err := os.Create(path)
 	if err != nil {

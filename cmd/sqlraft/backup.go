@@ -20,56 +20,67 @@ func backupCommand(g *globals) *cobra.Command {
 		Short: "Save a consistent copy of the database as a SQLite file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tmp := args[0] + ".partial"
-			f, err := os.Create(tmp)
-			if err != nil {
-				return err
-			}
-			defer os.Remove(tmp)
-			var index uint64
 			var size int64
-			err = g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
-				stream, err := sqlraftv1.NewDatabaseServiceClient(conn).Backup(ctx, &sqlraftv1.BackupRequest{})
-				if err != nil {
-					return err
-				}
-				for {
-					msg, err := stream.Recv()
-					if errors.Is(err, io.EOF) {
-						return nil
-					}
-					if err != nil {
-						return err
-					}
-					if msg.GetHeader() != nil {
-						index = msg.GetHeader().GetRaftIndex()
-					}
-					n, err := f.Write(msg.GetData())
-					size += int64(n)
-					if err != nil {
-						return err
-					}
-				}
+			var index uint64
+			err := g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+				size, index, err = saveBackup(ctx, conn, args[0])
+				return err
 			})
-			if err == nil {
-				err = f.Sync()
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
 			if err != nil {
-				return err
-			}
-			if err := checkSQLiteHeader(tmp); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d bytes, as of raft index %d\n", args[0], size, index)
 			return nil
 		},
 	}
+}
+
+// saveBackup streams a Backup from conn into path: written beside it,
+// synced, checked to be a SQLite file, then renamed over it. It returns
+// the copy's size and the Raft index it reflects.
+func saveBackup(ctx context.Context, conn *grpc.ClientConn, path string) (size int64, index uint64, err error) {
+	tmp := path + ".partial"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.Remove(tmp)
+	err = func() error {
+		stream, err := sqlraftv1.NewDatabaseServiceClient(conn).Backup(ctx, &sqlraftv1.BackupRequest{})
+		if err != nil {
+			return err
+		}
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if msg.GetHeader() != nil {
+				index = msg.GetHeader().GetRaftIndex()
+			}
+			n, err := f.Write(msg.GetData())
+			size += int64(n)
+			if err != nil {
+				return err
+			}
+		}
+	}()
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := checkSQLiteHeader(tmp); err != nil {
+		return 0, 0, err
+	}
+	return size, index, os.Rename(tmp, path)
 }
 
 // checkSQLiteHeader fails unless path starts like a SQLite database.

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +25,8 @@ type benchConfig struct {
 	readRatio   float64
 	rows        int
 	valueBytes  int
+	txSize      int    // statements per request with --op tx and bulk
+	backupFile  string // where --op backup writes ("": a temporary file)
 	// checksumPollers and statusPollers call ClusterService.Checksum and
 	// Status in a loop beside the workload, spread over the targets, to
 	// measure what observability costs the workload.
@@ -34,15 +35,35 @@ type benchConfig struct {
 	pollInterval    time.Duration // pause between one poller's calls
 }
 
+// benchOps lists --op's values.
+var benchOps = []string{"write", "read", "mix", "tx", "bulk", "backup"}
+
+// Default statements per request of --op tx and --op bulk.
+const (
+	defaultTxSize   = 100
+	defaultBulkSize = 1000
+)
+
 func benchCommand(g *globals) *cobra.Command {
 	var bc benchConfig
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Drive a running cluster with concurrent clients and report ops/s and latency percentiles",
-		Long: `bench runs --clients concurrent clients for --duration against the cluster, each
-sending one statement per request: writes (INSERT of one row), reads (SELECT of
-one row by primary key at --consistency) or a mix. It prints throughput and the
-p50/p99 latency of successful requests. It uses the table sqlraft_bench.
+		Short: "Drive a running cluster with concurrent clients and report throughput and latency percentiles",
+		Long: `bench runs --clients concurrent clients for --duration against the cluster,
+each sending its next request when the last returns. --op picks the request:
+
+  write   one INSERT of a --value-bytes TEXT value
+  read    one SELECT of a row by primary key (from --rows rows) at --consistency
+  mix     reads (--read-ratio of them) and writes
+  tx      --tx-size INSERTs in one transaction (default 100); also statements/s
+  bulk    as tx with --tx-size 1000 by default; also rows/s
+  backup  one Backup call saved (and synced) to --backup-file; seconds and MB/s
+
+It prints requests/s and the p50/p99 latency of successful requests (a
+request whose statement failed counts as an error); -o json prints the same
+as one JSON object. It uses the table sqlraft_bench. Point --targets at a
+follower to measure reads there (with --consistency none they are served
+by the follower; other levels are forwarded to the leader).
 
 --checksum-pollers and --status-pollers add clients that call Checksum and
 Status for the whole run, back to back (as monitoring would at its worst) or
@@ -52,77 +73,81 @@ every --poll-interval; the result then also counts their calls.`,
 			if len(bc.targets) == 0 {
 				bc.targets = []string{g.addr}
 			}
+			if bc.op == "bulk" && !cmd.Flags().Changed("tx-size") {
+				bc.txSize = defaultBulkSize
+			}
 			res, err := runBench(cmd.Context(), g, bc)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), res)
-			return nil
+			return res.print(cmd.OutOrStdout(), g.output)
 		},
 	}
 	f := cmd.Flags()
 	f.StringSliceVar(&bc.targets, "targets", nil, "nodes to spread clients over (default: --addr)")
 	f.IntVarP(&bc.clients, "clients", "c", 1, "concurrent clients")
 	f.DurationVarP(&bc.duration, "duration", "d", 10*time.Second, "how long to run")
-	f.StringVar(&bc.op, "op", "write", "write, read or mix")
+	f.StringVar(&bc.op, "op", "write", strings.Join(benchOps, ", "))
 	f.StringVar(&bc.consistency, "consistency", "linearizable", "read consistency: none, weak, linearizable or strong")
 	f.Float64Var(&bc.readRatio, "read-ratio", 0.8, "share of reads with --op mix")
 	f.IntVar(&bc.rows, "rows", 1000, "rows to make sure exist before reading")
-	f.IntVar(&bc.valueBytes, "value-bytes", 100, "size of each written value")
+	f.IntVar(&bc.valueBytes, "value-bytes", 64, "size of each written TEXT value")
+	f.IntVar(&bc.txSize, "tx-size", defaultTxSize, "INSERTs per transaction with --op tx (--op bulk: 1000 unless set)")
+	f.StringVar(&bc.backupFile, "backup-file", "", "file --op backup writes, replaced if it exists (default: a temporary file, removed)")
 	f.IntVar(&bc.checksumPollers, "checksum-pollers", 0, "clients calling Checksum back to back beside the workload")
 	f.IntVar(&bc.statusPollers, "status-pollers", 0, "clients calling Status back to back beside the workload")
 	f.DurationVar(&bc.pollInterval, "poll-interval", 0, "pause between one poller's calls (0: back to back)")
 	return cmd
 }
 
-// benchResult summarises a run.
-type benchResult struct {
-	cfg      benchConfig
-	ops      int
-	errors   int
-	elapsed  time.Duration
-	p50, p99 time.Duration
-	firstErr error
-	polls    pollCounts
+func (bc benchConfig) validate() error {
+	if !slices.Contains(benchOps, bc.op) {
+		return fail("--op must be one of %s", strings.Join(benchOps, ", "))
+	}
+	if bc.clients < 1 {
+		return fail("--clients must be at least 1")
+	}
+	if (bc.op == "tx" || bc.op == "bulk") && bc.txSize < 1 {
+		return fail("--tx-size must be at least 1")
+	}
+	if bc.rows < 1 {
+		return fail("--rows must be at least 1")
+	}
+	return nil
 }
 
-func (r benchResult) String() string {
-	s := fmt.Sprintf("op=%s consistency=%s clients=%d targets=%d ops=%d errors=%d duration=%.1fs ops/s=%.0f p50=%s p99=%s",
-		r.cfg.op, r.cfg.consistency, r.cfg.clients, len(r.cfg.targets), r.ops, r.errors, r.elapsed.Seconds(),
-		float64(r.ops)/r.elapsed.Seconds(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
-	if r.cfg.checksumPollers+r.cfg.statusPollers > 0 {
-		s += fmt.Sprintf(" checksum-pollers=%d checksums=%d status-pollers=%d statuses=%d poll-errors=%d poll-interval=%s",
-			r.cfg.checksumPollers, r.polls.checksums.Load(), r.cfg.statusPollers, r.polls.statuses.Load(), r.polls.errors.Load(),
-			r.cfg.pollInterval)
+func runBench(ctx context.Context, g *globals, bc benchConfig) (*benchResult, error) {
+	if err := bc.validate(); err != nil {
+		return nil, err
 	}
-	if r.firstErr != nil {
-		s += "\nfirst error: " + r.firstErr.Error()
-	}
-	return s
-}
-
-func runBench(ctx context.Context, g *globals, bc benchConfig) (benchResult, error) {
 	level, err := parseLevel(bc.consistency)
 	if err != nil {
-		return benchResult{}, err
-	}
-	if bc.op != "write" && bc.op != "read" && bc.op != "mix" {
-		return benchResult{}, fail("--op must be write, read or mix")
+		return nil, err
 	}
 	conns := make([]*grpc.ClientConn, len(bc.targets))
 	for i, t := range bc.targets {
 		gg := *g
 		gg.addr = strings.TrimSpace(t)
 		if conns[i], err = gg.dial(); err != nil {
-			return benchResult{}, err
+			return nil, err
 		}
 		defer conns[i].Close()
 	}
-	if err := benchSetup(ctx, g, sqlraftv1.NewDatabaseServiceClient(conns[0]), bc); err != nil {
-		return benchResult{}, fmt.Errorf("setup: %w", err)
+	if bc.op == "backup" {
+		return runBackupBench(ctx, g, bc, conns[0])
 	}
-	value := strings.Repeat("x", bc.valueBytes)
+	if err := benchSetup(ctx, g, sqlraftv1.NewDatabaseServiceClient(conns[0]), bc); err != nil {
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	return runClients(ctx, g, bc, level, conns), nil
+}
+
+// runClients runs bc.clients closed-loop clients, spread over conns, until
+// bc.duration has passed, with the pollers beside them.
+func runClients(ctx context.Context, g *globals, bc benchConfig, level sqlraftv1.ReadConsistency,
+	conns []*grpc.ClientConn) *benchResult {
 	lat := make([][]time.Duration, bc.clients)
+	units := make([]int64, bc.clients)
 	errs := make([]int, bc.clients)
 	var firstErr error
 	var errOnce sync.Once
@@ -134,104 +159,35 @@ func runBench(ctx context.Context, g *globals, bc benchConfig) (benchResult, err
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			db := sqlraftv1.NewDatabaseServiceClient(conns[c%len(conns)])
-			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			op := newBenchClient(g, bc, level, sqlraftv1.NewDatabaseServiceClient(conns[c%len(conns)]),
+				rand.New(rand.NewPCG(uint64(c), 7)))
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				err := benchOp(ctx, g, db, bc, level, rng, value)
+				n, err := op(ctx)
 				if err != nil {
 					errs[c]++
 					errOnce.Do(func() { firstErr = err })
 					continue
 				}
 				lat[c] = append(lat[c], time.Since(t0))
+				units[c] += int64(n)
 			}
 		}(c)
 	}
 	wg.Wait()
-	res := summarise(bc, lat, errs, time.Since(start), firstErr)
+	res := summarise(bc, lat, units, errs, time.Since(start), firstErr)
 	res.polls = polls
-	return res, nil
+	return res
 }
 
-// pollCounts counts the pollers' calls.
-type pollCounts struct {
-	checksums, statuses, errors *atomic.Uint64
-}
-
-// startPollers starts bc.checksumPollers and bc.statusPollers goroutines,
-// spread over conns, that call until deadline; wg tracks them.
-func startPollers(ctx context.Context, g *globals, bc benchConfig, conns []*grpc.ClientConn,
-	deadline time.Time, wg *sync.WaitGroup) pollCounts {
-	pc := pollCounts{checksums: new(atomic.Uint64), statuses: new(atomic.Uint64), errors: new(atomic.Uint64)}
-	poll := func(i int, count *atomic.Uint64, call func(context.Context, sqlraftv1.ClusterServiceClient) error) {
-		defer wg.Done()
-		cl := sqlraftv1.NewClusterServiceClient(conns[i%len(conns)])
-		for time.Now().Before(deadline) && ctx.Err() == nil {
-			cctx, cancel := g.callContext(ctx)
-			err := call(cctx, cl)
-			cancel()
-			if err != nil {
-				pc.errors.Add(1)
-				continue
-			}
-			count.Add(1)
-			if bc.pollInterval > 0 {
-				time.Sleep(bc.pollInterval)
-			}
-		}
-	}
-	for i := 0; i < bc.checksumPollers; i++ {
-		wg.Add(1)
-		go poll(i, pc.checksums, func(ctx context.Context, cl sqlraftv1.ClusterServiceClient) error {
-			_, err := cl.Checksum(ctx, &sqlraftv1.ChecksumRequest{})
-			return err
-		})
-	}
-	for i := 0; i < bc.statusPollers; i++ {
-		wg.Add(1)
-		go poll(i, pc.statuses, func(ctx context.Context, cl sqlraftv1.ClusterServiceClient) error {
-			_, err := cl.Status(ctx, &sqlraftv1.StatusRequest{})
-			return err
-		})
-	}
-	return pc
-}
-
-func benchSetup(ctx context.Context, g *globals, db sqlraftv1.DatabaseServiceClient, bc benchConfig) error {
-	cctx, cancel := g.callContext(ctx)
-	defer cancel()
-	_, err := db.Execute(cctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
-		{Sql: "CREATE TABLE IF NOT EXISTS sqlraft_bench(id INTEGER PRIMARY KEY, v TEXT)"},
-		{Sql: `INSERT INTO sqlraft_bench(id, v) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < ?)
-		       SELECT i, 'seed' FROM n WHERE true ON CONFLICT(id) DO NOTHING`,
-			Params: []*sqlraftv1.Value{{Kind: &sqlraftv1.Value_Integer{Integer: int64(bc.rows)}}}},
-	}})
-	return err
-}
-
-func benchOp(ctx context.Context, g *globals, db sqlraftv1.DatabaseServiceClient, bc benchConfig,
-	level sqlraftv1.ReadConsistency, rng *rand.Rand, value string) error {
-	cctx, cancel := g.callContext(ctx)
-	defer cancel()
-	read := bc.op == "read" || (bc.op == "mix" && rng.Float64() < bc.readRatio)
-	if read {
-		id := int64(rng.IntN(bc.rows) + 1)
-		_, err := db.Query(cctx, &sqlraftv1.QueryRequest{Consistency: level, Statements: []*sqlraftv1.Statement{{
-			Sql: "SELECT v FROM sqlraft_bench WHERE id = ?", Params: []*sqlraftv1.Value{{Kind: &sqlraftv1.Value_Integer{Integer: id}}}}}})
-		return err
-	}
-	_, err := db.Execute(cctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{{
-		Sql: "INSERT INTO sqlraft_bench(v) VALUES(?)", Params: []*sqlraftv1.Value{{Kind: &sqlraftv1.Value_Text{Text: value}}}}}})
-	return err
-}
-
-func summarise(bc benchConfig, lat [][]time.Duration, errs []int, elapsed time.Duration, firstErr error) benchResult {
+func summarise(bc benchConfig, lat [][]time.Duration, units []int64, errs []int, elapsed time.Duration,
+	firstErr error) *benchResult {
 	var all []time.Duration
-	r := benchResult{cfg: bc, elapsed: elapsed, firstErr: firstErr}
+	r := &benchResult{cfg: bc, elapsed: elapsed, firstErr: firstErr}
 	for c := range lat {
 		all = append(all, lat[c]...)
 		r.errors += errs[c]
+		r.units += units[c]
 	}
 	r.ops = len(all)
 	if len(all) > 0 {

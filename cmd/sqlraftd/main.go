@@ -47,6 +47,7 @@ type config struct {
 	shutdownTimeout              time.Duration
 	logLevel                     string
 	nonVoter                     bool
+	pprofAddr                    string // "": no profiles served
 }
 
 func main() {
@@ -111,6 +112,8 @@ func rootCommand() *cobra.Command {
 	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
+	f.StringVar(&cfg.pprofAddr, "pprof-addr", "",
+		"serve Go's runtime profiles (net/http/pprof, at /debug/pprof/) on this address, never on the gRPC port (default: off)")
 	f.SortFlags = false
 	return cmd
 }

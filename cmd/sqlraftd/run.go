@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/pprofserve"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/server/embed"
@@ -17,11 +18,19 @@ import (
 
 // run turns the flags into an embed.Config, starts the node and stops it
 // gracefully on SIGINT or SIGTERM (or when ctx ends). Everything between
-// is embed's: sqlraftd wires nothing itself.
+// is embed's: sqlraftd wires nothing itself, except the profiles of
+// --pprof-addr, which are about this process, not the node.
 func run(ctx context.Context, cfg config) error {
 	ecfg, err := cfg.embedConfig()
 	if err != nil {
 		return err
+	}
+	if cfg.pprofAddr != "" {
+		profiles, err := pprofserve.Start(cfg.pprofAddr, ecfg.Logger)
+		if err != nil {
+			return err
+		}
+		defer profiles.Close()
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

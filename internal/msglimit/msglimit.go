@@ -31,8 +31,9 @@ import (
 // Default is the default message limit: 16 MiB.
 const Default = 16 << 20
 
-// Minimum is the smallest limit accepted: snapshot and backup chunks (256 KiB)
-// and Raft's own messages must always fit.
+// Minimum is the smallest limit accepted: snapshot chunks (256 KiB), backup
+// chunks (1 MiB, sent within ResponseBytes) and Raft's own messages must
+// always fit.
 const Minimum = 1 << 20
 
 // envelope is the room a Raft entry needs beyond the request it carries

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -85,6 +86,11 @@ type DB struct {
 	// writer has (only the writer's goroutine, in Begin, reads or sets it).
 	maxPages       atomic.Int64
 	writerMaxPages int64
+
+	// applied is the Raft position of the last committed write transaction
+	// (or of the file, when it was opened): reads report it without reading
+	// sqlraft's table.
+	applied atomic.Pointer[Position]
 }
 
 // conn is one SQLite connection with its authorizer and its prepared
@@ -93,13 +99,16 @@ type conn struct {
 	*sqlite3.SQLiteConn
 	guard  *guard
 	stmts  map[string]*sqlite3.SQLiteStmt
-	budget *budget // the writer's per-entry allowance; nil on readers
+	cache  *stmtCache     // client statements, prepared once
+	handle unsafe.Pointer // the sqlite3*, for changeCounters
+	budget *budget        // the writer's per-entry allowance; nil on readers
 }
 
 func newConn(c *sqlite3.SQLiteConn, writer bool) *conn {
 	g := &guard{writer: writer}
 	c.RegisterAuthorizer(g.authorize)
-	return &conn{SQLiteConn: c, guard: g, stmts: map[string]*sqlite3.SQLiteStmt{}}
+	return &conn{SQLiteConn: c, guard: g, stmts: map[string]*sqlite3.SQLiteStmt{}, cache: newStmtCache(),
+		handle: rawHandle(c)}
 }
 
 // prepared returns sqlraft's own statement sql, prepared once per
@@ -123,6 +132,7 @@ func (c *conn) prepared(sql string) (*sqlite3.SQLiteStmt, error) {
 
 // close finalizes the cached statements and closes the connection.
 func (c *conn) close() error {
+	c.cache.purge()
 	for sql, st := range c.stmts {
 		st.Close()
 		delete(c.stmts, sql)
@@ -169,6 +179,12 @@ func (db *DB) openConns() error {
 		return err
 	}
 	db.writer = w
+	pos, err := readApplied(context.Background(), w)
+	if err != nil {
+		db.closeConns()
+		return fmt.Errorf("read the applied position: %w", err)
+	}
+	db.applied.Store(&pos)
 	db.readers = make(chan *conn, db.opts.Readers)
 	db.checkers = make(chan *conn, checkers)
 	for _, pool := range []chan *conn{db.readers, db.checkers} {
@@ -250,6 +266,10 @@ func (db *DB) closeConns() error {
 	}
 	return errors.Join(errs...)
 }
+
+// appliedPosition is the Raft position of the newest committed write: a
+// read that starts after this call sees at least its data.
+func (db *DB) appliedPosition() Position { return *db.applied.Load() }
 
 // Close closes every connection. Further calls fail with ErrClosed.
 func (db *DB) Close() error {

@@ -208,6 +208,15 @@ func isIdentByte(c byte) bool {
 // placeholders in sql and the parameters supplied.
 func checkParams(sql string, positional int, named []string) error {
 	p := scanPlaceholders(sql)
+	if err := p.textError(); err != nil {
+		return err
+	}
+	return p.argsError(positional, named)
+}
+
+// textError says why the text's placeholders or statements cannot be run,
+// whatever parameters come with it.
+func (p *placeholders) textError() error {
 	if p.blank {
 		return fmt.Errorf("empty SQL")
 	}
@@ -220,6 +229,12 @@ func checkParams(sql string, positional int, named []string) error {
 	if p.positional > 0 && len(p.named) > 0 {
 		return fmt.Errorf("mixes positional (?) and named (:name) parameters; use one kind")
 	}
+	return nil
+}
+
+// argsError reports a mismatch between the placeholders and the parameters
+// supplied: positional is their number, named their names.
+func (p *placeholders) argsError(positional int, named []string) error {
 	if positional != p.positional {
 		return fmt.Errorf("SQL has %d positional parameter(s), %d given", p.positional, positional)
 	}

@@ -42,28 +42,28 @@ const (
 )
 
 // Inspect validates statements without running them and reports their
-// kinds. Parameters must match the placeholders; SQL must parse.
+// kinds. Parameters must match the placeholders; SQL must parse. Each
+// distinct text is judged and prepared once (the checker connection keeps
+// it prepared for later requests); the parameters of every statement are
+// checked.
 func (db *DB) Inspect(ctx context.Context, stmts []*sqlraftv1.Statement) ([]Kind, error) {
 	kinds := make([]Kind, len(stmts))
 	err := db.withChecker(ctx, func(c *conn) error {
 		c.guard.writer = true // judge as the writer will
 		defer func() { c.guard.writer = false }()
 		for i, s := range stmts {
-			if err := checkStatement(s); err != nil {
-				return &InvalidError{Index: i, Reason: err.Error()}
-			}
-			st, denied, err := c.prepareClient(s.GetSql())
+			st, _, err := c.client(s)
 			if err != nil {
-				if reason := invalidReason(denied, err); reason != "" {
-					return &InvalidError{Index: i, Reason: reason}
+				if invalid, ok := err.(*InvalidError); ok {
+					invalid.Index = i
+					return invalid
 				}
 				continue
 			}
 			kinds[i] = Write
-			if st.Readonly() {
+			if st.readOnly {
 				kinds[i] = ReadOnly
 			}
-			st.Close()
 		}
 		return nil
 	})
@@ -78,22 +78,61 @@ var renameIntoMeta = regexp.MustCompile(`(?is)\bRENAME` + sqlGap + `TO` + sqlGap
 // sqlGap matches what may separate two SQL words: white space and comments.
 const sqlGap = `(?:\s|/\*.*?\*/|--[^\n]*\n)+`
 
-func checkStatement(s *sqlraftv1.Statement) error {
-	if strings.IndexByte(s.GetSql(), 0) >= 0 {
+// sqlText is what sqlraft learns from a statement's text alone, before
+// SQLite sees it: its placeholders, or why the text is refused.
+type sqlText struct {
+	ph  placeholders
+	err error
+}
+
+// inspectText judges SQL text: a NUL byte, a rename into sqlraft's
+// reserved names, no statement or several, and placeholders the driver
+// cannot bind are refused.
+func inspectText(sql string) sqlText {
+	if strings.IndexByte(sql, 0) >= 0 {
 		// SQLite reads a statement up to its first NUL and ignores the rest.
-		return fmt.Errorf("SQL holds a NUL byte")
+		return sqlText{err: fmt.Errorf("SQL holds a NUL byte")}
 	}
-	if renameIntoMeta.MatchString(s.GetSql()) {
-		return errors.New(reservedRefusal)
+	if mayRename(sql) && renameIntoMeta.MatchString(sql) {
+		return sqlText{err: errors.New(reservedRefusal)}
 	}
+	t := sqlText{ph: scanPlaceholders(sql)}
+	t.err = t.ph.textError()
+	return t
+}
+
+// mayRename reports whether sql holds the word RENAME in any case, so that
+// the regular expression runs only on the few statements that can match it.
+func mayRename(sql string) bool {
+	for i := 0; i+6 <= len(sql); i++ {
+		if sql[i]|0x20 == 'r' && strings.EqualFold(sql[i:i+6], "RENAME") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkArgs checks a statement's parameters against its text's
+// placeholders, and that each value can be bound, and returns the values
+// as the driver binds them.
+func (t *sqlText) checkArgs(s *sqlraftv1.Statement) ([]driver.NamedValue, error) {
 	names := make([]string, 0, len(s.GetNamedParams()))
 	for _, k := range sortedKeys(s) {
 		names = append(names, paramName(k))
 	}
-	if err := checkParams(s.GetSql(), len(s.GetParams()), names); err != nil {
-		return err
+	if err := t.ph.argsError(len(s.GetParams()), names); err != nil {
+		return nil, err
 	}
-	_, err := bindArgs(s)
+	return bindArgs(s)
+}
+
+// checkStatement judges a statement's text and parameters without preparing it.
+func checkStatement(s *sqlraftv1.Statement) error {
+	t := inspectText(s.GetSql())
+	if t.err != nil {
+		return t.err
+	}
+	_, err := t.checkArgs(s)
 	return err
 }
 
@@ -112,19 +151,26 @@ func invalidReason(denied string, err error) string {
 	return ""
 }
 
-// Query runs read-only statements on a read connection, all inside one read
-// transaction, and returns one result per statement with the Raft position
-// the data reflects. A write statement makes the whole call fail with
-// *InvalidError before anything runs.
+// Query runs read-only statements on a read connection and returns one
+// result per statement with the Raft position the data reflects (at least:
+// a write applied while the read starts may be in it too). Several
+// statements run inside one read transaction, so that they see the same
+// data; one runs on its own, as SQLite makes every statement consistent by
+// itself. A write statement makes the whole call fail with *InvalidError
+// before anything runs.
 func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, Position, error) {
 	var results []*sqlraftv1.QueryResult
 	var pos Position
 	err := db.withReader(ctx, func(c *conn) error {
-		return readTx(ctx, c, func() error {
+		if len(stmts) == 1 {
+			pos = db.appliedPosition()
 			var err error
-			if pos, err = readApplied(ctx, c); err != nil {
-				return err
-			}
+			results, err = db.queryAll(ctx, c, stmts)
+			return err
+		}
+		return readTx(ctx, c, func() error {
+			pos = db.appliedPosition() // before the first read starts the transaction's snapshot
+			var err error
 			results, err = db.queryAll(ctx, c, stmts)
 			return err
 		})
@@ -132,30 +178,23 @@ func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlra
 	return results, pos, err
 }
 
+// queryAll checks that every statement only reads, then runs them in turn.
+// Statements are taken from the connection's cache twice (a request with
+// more distinct texts than the cache holds prepares some of them again), so
+// that none is held across the preparation of another.
 func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, error) {
-	prepared := make([]*sqlite3.SQLiteStmt, len(stmts))
 	prepErr := make([]error, len(stmts))
-	defer func() {
-		for _, st := range prepared {
-			if st != nil {
-				st.Close()
-			}
-		}
-	}()
 	for i, s := range stmts {
-		if err := checkStatement(s); err != nil {
-			return nil, &InvalidError{Index: i, Reason: err.Error()}
-		}
-		st, denied, err := c.prepareClient(s.GetSql())
+		st, _, err := c.client(s)
 		if err != nil {
-			if reason := invalidReason(denied, err); reason != "" {
-				return nil, &InvalidError{Index: i, Reason: reason}
+			if invalid, ok := err.(*InvalidError); ok {
+				invalid.Index = i
+				return nil, invalid
 			}
 			prepErr[i] = err
 			continue
 		}
-		prepared[i] = st
-		if !prepared[i].Readonly() {
+		if !st.readOnly {
 			return nil, &InvalidError{Index: i, Reason: "is not read-only; send writes with Execute or Request"}
 		}
 	}
@@ -166,7 +205,13 @@ func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statemen
 			results[i] = &sqlraftv1.QueryResult{Error: prepErr[i].Error()}
 			continue
 		}
-		res, used, err := runQuery(ctx, prepared[i], s, budget)
+		st, args, err := c.client(s)
+		if err != nil { // evicted, and the schema changed since: as if it failed the first time
+			results[i] = &sqlraftv1.QueryResult{Error: err.Error()}
+			continue
+		}
+		res, used, err := runQuery(ctx, st.SQLiteStmt, args, budget)
+		st.release()
 		if err != nil {
 			return nil, err
 		}
@@ -178,10 +223,10 @@ func (db *DB) queryAll(ctx context.Context, c *conn, stmts []*sqlraftv1.Statemen
 
 // runQuery runs a prepared read statement and collects its rows. SQL errors
 // go into the result; context errors and ErrResultTooLarge are returned.
-func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, budget int) (*sqlraftv1.QueryResult, int, error) {
+func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.NamedValue, budget int) (*sqlraftv1.QueryResult, int, error) {
 	res := &sqlraftv1.QueryResult{}
 	used := 0
-	err := streamRows(ctx, st, s, func(cols, types []string) error {
+	err := streamRows(ctx, st, args, func(cols, types []string) error {
 		res.Columns, res.Types = cols, types
 		return nil
 	}, func(row []driver.Value) error {
@@ -208,12 +253,8 @@ func runQuery(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statemen
 
 // streamRows binds and runs st, reports the columns and their types once the
 // first row (or the end) is known, then calls row for each row.
-func streamRows(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement,
+func streamRows(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.NamedValue,
 	header func(cols, types []string) error, row func([]driver.Value) error) error {
-	args, err := bindArgs(s)
-	if err != nil {
-		return err
-	}
 	dr, err := st.QueryContext(ctx, args)
 	if err != nil {
 		return err
@@ -316,7 +357,11 @@ func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Sta
 		cols, types, batch, sent, size = nil, nil, nil, true, 0
 		return err
 	}
-	err := streamRows(ctx, st, s, func(c, t []string) error {
+	args, err := bindArgs(s)
+	if err != nil {
+		return err
+	}
+	err = streamRows(ctx, st, args, func(c, t []string) error {
 		cols, types = c, t
 		return nil
 	}, func(row []driver.Value) error {

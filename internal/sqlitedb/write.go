@@ -20,6 +20,8 @@ type Tx struct {
 	// failure is the first error of this transaction that came from the
 	// machine rather than from the SQL (see Failure).
 	failure error
+	// applied is the position SetApplied recorded, published at Commit.
+	applied *Position
 }
 
 // Begin opens a write transaction. The DB cannot be closed or replaced
@@ -117,6 +119,9 @@ func (tx *Tx) Commit() error {
 	if err != nil && !tx.c.AutoCommit() {
 		err = errors.Join(err, tx.internalExec("ROLLBACK"))
 	}
+	if err == nil && tx.applied != nil {
+		tx.db.applied.Store(tx.applied)
+	}
 	return err
 }
 
@@ -157,8 +162,12 @@ func (tx *Tx) SetLimits(l Limits) { tx.c.budget.reset(l) }
 
 // SetApplied records the Raft position the transaction's content reflects.
 func (tx *Tx) SetApplied(p Position) error {
-	return tx.internalExec("INSERT OR REPLACE INTO _sqlraft_applied(id, raft_index, raft_term) VALUES(0, ?, ?)",
+	err := tx.internalExec("INSERT OR REPLACE INTO _sqlraft_applied(id, raft_index, raft_term) VALUES(0, ?, ?)",
 		driver.NamedValue{Ordinal: 1, Value: int64(p.Index)}, driver.NamedValue{Ordinal: 2, Value: int64(p.Term)})
+	if err == nil {
+		tx.applied = &p
+	}
+	return err
 }
 
 // SetNode records a node's client address.
@@ -176,74 +185,72 @@ func (tx *Tx) RemoveNode(id string) error {
 // its effect. A SQL error is reported in the result, not returned. With
 // readOnly set, a statement that would write is refused.
 func (tx *Tx) Run(s *sqlraftv1.Statement, readOnly bool) *sqlraftv1.RequestResult {
-	fail := func(err error) *sqlraftv1.RequestResult {
-		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
-			Execute: &sqlraftv1.ExecuteResult{Error: errorText(err)}}}
-	}
 	if err := tx.c.budget.exceeded(); err != nil {
-		return fail(fmt.Errorf("not executed: %w", err))
+		return failed(fmt.Errorf("not executed: %w", err))
 	}
-	if err := checkStatement(s); err != nil {
-		return fail(err)
-	}
-	sst, denied, err := tx.c.prepareClient(s.GetSql())
+	st, args, err := tx.c.client(s)
 	if err != nil {
-		tx.note(err)
-		if denied != "" {
-			err = errors.New(denied)
+		var invalid *InvalidError
+		if errors.As(err, &invalid) {
+			return failed(errors.New(invalid.Reason))
 		}
-		return fail(err)
+		tx.note(err)
+		return failed(err)
 	}
-	defer sst.Close()
-	if readOnly && !sst.Readonly() {
-		return fail(errors.New("is not read-only; send writes with Execute or Request"))
+	defer st.release()
+	if readOnly && !st.readOnly {
+		return failed(errors.New("is not read-only; send writes with Execute or Request"))
 	}
 	tx.c.budget.arm()
 	defer tx.c.budget.disarm()
-	if sst.Readonly() {
-		// The same bound on every replica, so a read too large for it fails
-		// the same way everywhere.
-		limit := tx.db.opts.MaxResultBytes
-		if rb := tx.c.budget.limits.ResultBytes; rb > 0 && rb < 1<<40 {
-			limit = int(rb)
-		}
-		res, _, err := runQuery(context.Background(), sst, s, limit)
-		tx.note(err)
-		if berr := tx.c.budget.exceeded(); berr != nil {
-			return fail(berr)
-		}
-		if err != nil {
-			return fail(err)
-		}
-		return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Query{Query: res}}
+	if st.readOnly {
+		return tx.runRead(st, args)
 	}
-	res := tx.execPrepared(sst, s)
+	res := tx.execPrepared(st.SQLiteStmt, args)
 	if berr := tx.c.budget.exceeded(); berr != nil {
 		res = &sqlraftv1.ExecuteResult{Error: berr.Error()}
 	}
 	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{Execute: res}}
 }
 
+// failed is the result of a statement that did not run, or failed.
+func failed(err error) *sqlraftv1.RequestResult {
+	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Execute{
+		Execute: &sqlraftv1.ExecuteResult{Error: errorText(err)}}}
+}
+
+// runRead runs a read statement of a write request. The same bound holds on
+// every replica, so a read too large for it fails the same way everywhere.
+func (tx *Tx) runRead(st *clientStmt, args []driver.NamedValue) *sqlraftv1.RequestResult {
+	limit := tx.db.opts.MaxResultBytes
+	if rb := tx.c.budget.limits.ResultBytes; rb > 0 && rb < 1<<40 {
+		limit = int(rb)
+	}
+	res, _, err := runQuery(context.Background(), st.SQLiteStmt, args, limit)
+	tx.note(err)
+	if berr := tx.c.budget.exceeded(); berr != nil {
+		return failed(berr)
+	}
+	if err != nil {
+		return failed(err)
+	}
+	return &sqlraftv1.RequestResult{Result: &sqlraftv1.RequestResult_Query{Query: res}}
+}
+
 // execPrepared runs a write. SQLite's changes() and last_insert_rowid()
 // keep their values across statements that change nothing (DDL, say), so
-// the result reports them only when this statement did change rows.
-func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlraftv1.ExecuteResult {
-	args, err := bindArgs(s)
-	if err != nil {
-		return &sqlraftv1.ExecuteResult{Error: err.Error()}
-	}
-	before, beforeID, err := tx.counters()
-	if err != nil {
-		tx.note(err)
-		return &sqlraftv1.ExecuteResult{Error: err.Error()}
-	}
+// the result reports them only when this statement did change rows, as
+// total_changes() tells; the counters are read from the connection
+// directly, not by a query.
+func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, args []driver.NamedValue) *sqlraftv1.ExecuteResult {
+	before, beforeID := changeCounters(tx.c.handle)
 	r, err := st.ExecContext(context.Background(), args)
 	if err != nil {
 		tx.note(err)
 		return &sqlraftv1.ExecuteResult{Error: errorText(err)}
 	}
-	after, afterID, err := tx.counters()
-	if tx.note(err) != nil || after == before {
+	after, afterID := changeCounters(tx.c.handle)
+	if after == before {
 		return &sqlraftv1.ExecuteResult{}
 	}
 	res := &sqlraftv1.ExecuteResult{}
@@ -252,21 +259,6 @@ func (tx *Tx) execPrepared(st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement) *sqlr
 		res.LastInsertId = afterID
 	}
 	return res
-}
-
-// counters reads total_changes() and last_insert_rowid() on the writer.
-func (tx *Tx) counters() (total, lastID int64, err error) {
-	st, err := tx.c.prepared("SELECT total_changes(), last_insert_rowid()")
-	if err != nil {
-		return 0, 0, err
-	}
-	err = tx.c.internal(func() error {
-		return stepRows(context.Background(), st, nil, func(v []driver.Value) error {
-			total, lastID = v[0].(int64), v[1].(int64)
-			return nil
-		})
-	})
-	return total, lastID, err
 }
 
 // String describes the Tx for logs.
