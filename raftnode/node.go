@@ -209,7 +209,7 @@ func (n *Node) startTransport() error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout}),
 	}, n.cfg.limit.RaftServerOptions()...)...)
 	n.transport.Register(n.server)
-	sqlraftv1.RegisterSnapshotPullServiceServer(n.server, pullServer{store: n.snapshots, logger: n.logger})
+	sqlraftv1.RegisterSnapshotPullServiceServer(n.server, pullServer{store: n.snapshots, closing: n.closing})
 	go n.server.Serve(lis)
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -25,15 +24,17 @@ import (
 // pullServer serves SnapshotPullService from the node's snapshot store.
 type pullServer struct {
 	sqlraftv1.UnimplementedSnapshotPullServiceServer
-	store  SnapshotStore
-	logger *slog.Logger
+	store   SnapshotStore
+	closing context.Context // the node is closing: end every pull
 }
 
 // Pull streams the files of an offer: their list, then their bytes. It
 // ends when the follower has read everything, when the follower goes (its
 // context), or when the offer ends (the leader's Raft call returned, or its
-// lease was revoked for idleness), whichever comes first, and the offer's
-// lease is released as it ends.
+// lease was revoked for idleness), or when the node closes (Raft's shutdown
+// waits for the InstallSnapshot call, which waits for the follower, which
+// waits for this pull), whichever comes first, and the offer's lease is
+// released as it ends.
 func (s pullServer) Pull(req *sqlraftv1.PullRequest, stream sqlraftv1.SnapshotPullService_PullServer) error {
 	p, err := s.store.ServePull(stream.Context(), req.GetToken(), req.GetSnapshotId())
 	if err != nil {
@@ -58,6 +59,8 @@ func (s pullServer) Pull(req *sqlraftv1.PullRequest, stream sqlraftv1.SnapshotPu
 		// A Send blocked by a follower that stopped reading returns once
 		// this handler has returned.
 		return status.Errorf(codes.Aborted, "snapshot offer ended: %v", p.Err())
+	case <-s.closing.Done():
+		return status.Error(codes.Unavailable, "the node serving the snapshot is closing")
 	}
 }
 

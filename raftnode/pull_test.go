@@ -12,8 +12,9 @@ import (
 )
 
 // lagCluster is three nodes on real gRPC whose snapshot stores run on
-// StrictFS, with frequent snapshots and a short log, and a receive hook on
-// node lag that can slow its installs down.
+// StrictFS, with frequent snapshots and a short log, a send hook on every
+// node that can slow down the leader's side of an install, and a receive
+// hook on node lag that counts what it gets.
 type lagCluster struct {
 	*testCluster
 	lag      int
@@ -25,14 +26,14 @@ func newLagCluster(t *testing.T) *lagCluster {
 	lc := &lagCluster{lag: 2}
 	lc.testCluster = newCluster(t, 3, func(i int, cfg *raftnode.Config) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 64, 16, 100*time.Millisecond
-		cfg.Snapshot = snapshot.Options{FS: snapshot.NewStrictFS(), LeaseIdleTimeout: 5 * time.Second}
-		if i == lc.lag {
-			cfg.Snapshot.OnReceive = func(n int) {
-				lc.received.Add(int64(n))
+		cfg.Snapshot = snapshot.Options{FS: snapshot.NewStrictFS(), LeaseIdleTimeout: 5 * time.Second,
+			OnSend: func(int) {
 				if lc.slow.Load() {
 					time.Sleep(20 * time.Millisecond)
 				}
-			}
+			}}
+		if i == lc.lag {
+			cfg.Snapshot.OnReceive = func(n int) { lc.received.Add(int64(n)) }
 		}
 	})
 	if lc.leader() == lc.nodes[lc.lag] {

@@ -17,12 +17,13 @@ import (
 // seedCluster is the setting of rqlite's issue 1774 ("the seed"): three
 // nodes on real gRPC and real files, every snapshot store on StrictFS (a
 // rename or remove of an open file fails as on Windows), snapshots every
-// few dozen entries, and a receive hook on the lagging node that can slow
-// its install stream down.
+// few dozen entries, a send hook on every node that can slow down the
+// leader's side of an install (the follower pulls the data from it), and a
+// receive hook on the lagging node that counts what it gets.
 type seedCluster struct {
 	*servertest.Cluster
 	lag      int
-	slow     atomic.Bool  // throttle the lagging node's receive
+	slow     atomic.Bool  // throttle what a leader sends
 	received atomic.Int64 // bytes it received
 	first    atomic.Int64 // unix nanos of the first received chunk
 }
@@ -31,7 +32,8 @@ func newSeedCluster(t *testing.T) *seedCluster {
 	sc := &seedCluster{lag: 2}
 	sc.Cluster = servertest.New(t, 3, servertest.Options{Configure: func(i int, cfg *raftnode.Config) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 24, 8, 100*time.Millisecond
-		cfg.Snapshot = snapshot.Options{FS: snapshot.NewStrictFS(), ConsolidateAfter: 3, LeaseIdleTimeout: 5 * time.Second}
+		cfg.Snapshot = snapshot.Options{FS: snapshot.NewStrictFS(), ConsolidateAfter: 3, LeaseIdleTimeout: 5 * time.Second,
+			OnSend: sc.onSend}
 		if i == sc.lag {
 			cfg.Snapshot.OnReceive = sc.onReceive
 		}
@@ -48,6 +50,12 @@ func newSeedCluster(t *testing.T) *seedCluster {
 func (sc *seedCluster) onReceive(n int) {
 	sc.first.CompareAndSwap(0, time.Now().UnixNano())
 	sc.received.Add(int64(n))
+}
+
+// onSend slows the leader's reading of what an install sends (16 KiB at a
+// time while a hook is set), so that its lease is held for the seconds the
+// install lasts.
+func (sc *seedCluster) onSend(int) {
 	if sc.slow.Load() {
 		time.Sleep(30 * time.Millisecond)
 	}

@@ -79,6 +79,7 @@ type Catalog struct {
 	hook             stepHook
 	consolidateAfter int
 	onReceive        func(n int)
+	onSend           func(n int)
 	pull             PullOptions
 	offers           offerTable
 	leases           leaseKeeper
@@ -116,7 +117,7 @@ var _ raft.SnapshotStore = (*Catalog)(nil)
 // starts with start.
 func openCatalog(dir string, opts Options, leases leaseKeeper, errs *lastError) (*Catalog, error) {
 	c := &Catalog{dir: dir, fs: opts.FS, log: opts.Logger, hook: opts.hook,
-		consolidateAfter: opts.ConsolidateAfter, onReceive: opts.OnReceive, pull: opts.Pull, leases: leases, errs: errs,
+		consolidateAfter: opts.ConsolidateAfter, onReceive: opts.OnReceive, onSend: opts.OnSend, pull: opts.Pull, leases: leases, errs: errs,
 		snaps: map[string]*snapMeta{}, retired: map[string]bool{}, kick: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.recover(); err != nil {

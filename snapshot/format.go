@@ -273,7 +273,8 @@ type stream struct {
 	hdr   []byte
 	files []source
 
-	chunk     int // bytes read from a file at a time (chunkSize if 0)
+	chunk     int         // bytes read from a file at a time (chunkSize if 0)
+	onRead    func(n int) // test hook (Options.OnSend), called per chunk read
 	cur       io.ReadCloser
 	idx       int
 	remaining int64
@@ -349,6 +350,9 @@ func (s *stream) fill() error {
 			return fmt.Errorf("snapshot file %s: %w (shorter than recorded)", s.files[s.idx].path, ErrChecksum)
 		}
 		return err
+	}
+	if s.onRead != nil {
+		s.onRead(n)
 	}
 	s.sum.Write(s.buf[:n])
 	s.remaining -= int64(n)

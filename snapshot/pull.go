@@ -255,6 +255,9 @@ func (c *Catalog) ServePull(ctx context.Context, token, id string) (*Pull, error
 		files = []source{img}
 	}
 	st := &stream{lease: o.lease, fsys: c.fs, files: files, chunk: PullChunkBytes}
+	if c.onSend != nil {
+		st.chunk, st.onRead = 16<<10, c.onSend
+	}
 	st.onClose = func() {
 		stop()
 		o.end()

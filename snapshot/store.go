@@ -57,6 +57,12 @@ type Options struct {
 	// by pull"). The zero value streams the data through Raft, as before.
 	Pull PullOptions
 
+	// OnSend, if set, is called with the size of every chunk a pull this
+	// store serves reads from its files (16 KiB, as Raft's own messages,
+	// when it is set), before the chunk is sent: a test hook to slow the
+	// leader's side of an install (it may sleep).
+	OnSend func(n int)
+
 	// OnReceive, if set, is called with the size of every Write a sink
 	// receives from another node, before it is processed: a test hook to
 	// slow installs down (it may sleep).
