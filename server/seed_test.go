@@ -121,10 +121,10 @@ func TestSeedScenarioSlowInstallDuringSnapshots(t *testing.T) {
 	wg.Add(1)
 	go writer(t, sc.Cluster, stop, &acked, &wg)
 	// The install's data comes by pull: the leader holds its lease while it
-	// reads the files, which, for a database this small, flow control and
-	// socket buffers let it finish long before the throttled follower has
-	// taken the data. What happened during the install is recorded until
-	// its end; a consolidation must not complete while the lease is held.
+	// reads the files (slowly, here), and releases it once it has read the
+	// last byte, which may be before the follower has taken it all. What
+	// happened during the install is recorded until its end; a
+	// consolidation must not complete while the lease is held.
 	var during snapshot.Stats
 	var firstLogDuring uint64
 	heldSince := before.LeasesHeld > 0
