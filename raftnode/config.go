@@ -70,8 +70,10 @@ type Config struct {
 	// step budget instead, which is the same on every replica.
 	MaxQueryTime time.Duration
 
-	// RaftDialOptions are added to the transport's dial options (keepalive
-	// and insecure credentials are set by default).
+	// RaftDialOptions are added to the dial options of the Raft transport
+	// and of snapshot pulls (keepalive, insecure credentials, the reconnect
+	// policy and the wait for a peer that is down are set by default; see
+	// reconnect.go).
 	RaftDialOptions []grpc.DialOption
 	// ChecksumInterval is the least time between two checksum computations
 	// while the applied index moves (DefaultChecksumInterval when zero);
@@ -170,6 +172,17 @@ func (c *Config) defaults() error {
 		c.EntryLimits.ResultBytes = uint64(c.limit.ResultBytes())
 	}
 	return nil
+}
+
+// leaseIdleTimeout is the snapshot store's lease idle timeout.
+func (c *Config) leaseIdleTimeout() time.Duration {
+	switch {
+	case c.SnapshotLeaseIdleTimeout > 0:
+		return c.SnapshotLeaseIdleTimeout
+	case c.Snapshot.LeaseIdleTimeout > 0:
+		return c.Snapshot.LeaseIdleTimeout
+	}
+	return snapshot.DefaultLeaseIdleTimeout
 }
 
 // raftTimeouts fills in and checks the Raft timeouts.

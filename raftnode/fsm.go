@@ -49,6 +49,7 @@ type FSM struct {
 	// entries applied in them, since start.
 	batches, entries atomic.Uint64
 	restores         atomic.Uint64 // snapshots installed
+	afterInstall     func()        // called after every install (the node takes a snapshot)
 	notify           chan struct{} // closed and replaced whenever applied advances
 	mu               sync.Mutex    // guards notify and nodes
 	nodes            map[string]string

@@ -32,6 +32,9 @@ type SnapshotStore interface {
 	// the snapshot's files as send reads it, under a lease that lasts until
 	// send returns.
 	Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error
+	// ServePull serves another node's pull of a snapshot this node's Raft
+	// offered it (see pull.go).
+	ServePull(ctx context.Context, token, id string) (*snapshot.Pull, error)
 	Close() error
 }
 
@@ -47,5 +50,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.restores.Add(1)
+	if f.afterInstall != nil {
+		f.afterInstall()
+	}
 	return f.reload()
 }

@@ -13,9 +13,11 @@ import (
 	transport "github.com/Jille/raft-grpc-transport"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/msglimit"
 	"github.com/sqlraft/sqlraft/internal/raftlog"
 	"github.com/sqlraft/sqlraft/internal/sqlitedb"
@@ -56,6 +58,12 @@ type Node struct {
 	checksums *ChecksumCache // see checksum.go
 	storage   *storageStats  // cached sizes for Status
 
+	// closing ends when Close starts: waits for a peer's connection and
+	// snapshot pulls stop, so that Raft's shutdown never waits for them.
+	closing     context.Context
+	stopClosing context.CancelFunc
+	installed   chan struct{} // see snapshotAfterInstall
+
 	mu          sync.Mutex
 	readyTerm   uint64 // term in which this node, as leader, applied its barrier
 	closed      bool
@@ -73,6 +81,8 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.ID), stopObserve: make(chan struct{}),
 		lag: newApplyLag(cfg.ApplyStallTimeout)}
+	n.closing, n.stopClosing = context.WithCancel(context.Background())
+	n.installed = make(chan struct{}, 1)
 	if err := n.open(); err != nil {
 		n.closeAll()
 		return nil, err
@@ -99,6 +109,7 @@ func (n *Node) open() error {
 	if n.fsm, err = NewFSM(cfg.ID, n.db, n.snapshots, n.logger); err != nil {
 		return err
 	}
+	n.fsm.afterInstall = n.noteInstall
 	// The Raft log and stable store (internal/raftlog: raft-wal, correct on
 	// Windows, recovering from failed appends).
 	logOpts := raftlog.Options{Logger: newHCLogger(n.logger.With("component", "raftlog"))}
@@ -119,6 +130,8 @@ func (n *Node) open() error {
 	}
 	n.reads = newReadIndex(n.raft)
 	n.observe()
+	n.noteInstall() // the newest snapshot may have no files (a crash after an install)
+	go n.snapshotAfterInstall()
 	return nil
 }
 
@@ -130,7 +143,19 @@ func (n *Node) openSnapshots() (SnapshotStore, error) {
 	if opts.Logger == nil {
 		opts.Logger = n.logger.With("component", "snapshots")
 	}
-	return snapshot.New(filepath.Join(n.cfg.DataDir, "snapshots"), opts)
+	// Installs go by pull (pull.go): the store offers snapshots at this
+	// node's Raft address and pulls what it is offered.
+	opts.Pull = snapshot.PullOptions{Address: n.cfg.RaftAdvertise, Fetch: n.fetchSnapshot}
+	store, err := snapshot.New(filepath.Join(n.cfg.DataDir, "snapshots"), opts)
+	if err != nil {
+		return nil, err
+	}
+	// An install interrupted by a crash may have left its file next to the
+	// database (after the store's recovery, which may move it back).
+	if err := snapshot.RemoveRestoreLeftovers(opts.FS, n.cfg.DataDir); err != nil {
+		n.logger.Warn("could not remove an interrupted install's files", "dir", n.cfg.DataDir, "error", err)
+	}
+	return store, nil
 }
 
 // catchUpFromSnapshot restores the newest snapshot when the database is
@@ -151,20 +176,26 @@ func (n *Node) catchUpFromSnapshot() error {
 	}
 	n.logger.Warn("database is behind the newest snapshot; restoring it", "applied", n.fsm.Applied(), "snapshot", latest.Index)
 	_, rc, err := n.snapshots.Open(latest.ID)
+	if errors.Is(err, snapshot.ErrInLiveDB) {
+		return fmt.Errorf("the database (%s) is at index %d, behind the newest snapshot (%d), whose files were "+
+			"installed into the database and no longer exist: the database file was lost or replaced; "+
+			"empty the data directory and add the node to its cluster again: %w",
+			n.db.Path(), n.fsm.Applied(), latest.Index, err)
+	}
 	if err != nil {
 		return err
 	}
 	return n.fsm.Restore(rc)
 }
 
+func raftKeepalive() keepalive.ClientParameters {
+	return keepalive.ClientParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout, PermitWithoutStream: true}
+}
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
 func (n *Node) startTransport() error {
-	ka := keepalive.ClientParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout, PermitWithoutStream: true}
-	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithKeepaliveParams(ka),
-	}, n.cfg.limit.RaftDialOptions()...)
-	opts = append(opts, n.cfg.RaftDialOptions...)
-	n.transport = transport.New(raft.ServerAddress(n.cfg.RaftAdvertise), opts)
+	n.transport = transport.New(raft.ServerAddress(n.cfg.RaftAdvertise), n.raftDialOptions())
 	lis := n.cfg.RaftListener
 	if lis == nil {
 		var err error
@@ -178,6 +209,7 @@ func (n *Node) startTransport() error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout}),
 	}, n.cfg.limit.RaftServerOptions()...)...)
 	n.transport.Register(n.server)
+	sqlraftv1.RegisterSnapshotPullServiceServer(n.server, pullServer{store: n.snapshots, closing: n.closing})
 	go n.server.Serve(lis)
 	return nil
 }
@@ -212,6 +244,7 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeAll() error {
+	n.stopClosing()
 	var errs []error
 	if n.fsm != nil {
 		n.fsm.Stop() // an entry retried forever must not hold Raft's shutdown

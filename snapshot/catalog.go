@@ -25,6 +25,18 @@ type snapMeta struct {
 	// DBSize is the size of the database the snapshot restores to (0 in
 	// metas written before it was recorded: unknown).
 	DBSize int64 `json:"db_size,omitempty"`
+	// Received marks a snapshot received from another node: an install
+	// may move its files into the live database instead of copying them
+	// (adopt.go).
+	Received bool `json:"received,omitempty"`
+	// AdoptPath is set while an install moves the snapshot's database to
+	// that path, on its way to becoming the live database; crash recovery
+	// finishes or undoes the move (adopt.go).
+	AdoptPath string `json:"adopt_path,omitempty"`
+	// InLiveDB marks a snapshot whose files became the live database: it
+	// has no files left and cannot be opened; it still tells Raft the index,
+	// term and configuration of its last snapshot.
+	InLiveDB bool `json:"in_live_db,omitempty"`
 }
 
 // leaseKeeper is what the Catalog needs of its LeaseManager: a lease for
@@ -67,6 +79,9 @@ type Catalog struct {
 	hook             stepHook
 	consolidateAfter int
 	onReceive        func(n int)
+	onSend           func(n int)
+	pull             PullOptions
+	offers           offerTable
 	leases           leaseKeeper
 	errs             *lastError
 	full             fullRequirer // set by start
@@ -102,7 +117,7 @@ var _ raft.SnapshotStore = (*Catalog)(nil)
 // starts with start.
 func openCatalog(dir string, opts Options, leases leaseKeeper, errs *lastError) (*Catalog, error) {
 	c := &Catalog{dir: dir, fs: opts.FS, log: opts.Logger, hook: opts.hook,
-		consolidateAfter: opts.ConsolidateAfter, onReceive: opts.OnReceive, leases: leases, errs: errs,
+		consolidateAfter: opts.ConsolidateAfter, onReceive: opts.OnReceive, onSend: opts.OnSend, pull: opts.Pull, leases: leases, errs: errs,
 		snaps: map[string]*snapMeta{}, retired: map[string]bool{}, kick: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.recover(); err != nil {
@@ -228,18 +243,31 @@ func streamLen(h streamHeader) (int64, error) {
 }
 
 // List returns the snapshots on disk, newest first. Every listed snapshot
-// can be opened; Size is the length of the stream Open returns.
+// can be opened, except one whose files became the live database (InLiveDB,
+// Size 0) until the next snapshot replaces it; Size is the length of the
+// stream (or manifest) Open returns.
 func (c *Catalog) List() ([]*raft.SnapshotMeta, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []*raft.SnapshotMeta
 	for _, m := range c.sortedLocked() {
+		meta := m.SnapshotMeta
+		if m.InLiveDB {
+			// Raft still needs its index, term and configuration.
+			meta.Size = 0
+			out = append(out, &meta)
+			continue
+		}
 		plan, err := c.planStreamLocked(m.ID)
 		if err != nil {
 			continue
 		}
-		meta := m.SnapshotMeta
-		if meta.Size, err = streamLen(plan.expectedHeader()); err != nil {
+		if c.pull.Address != "" {
+			meta.Size, err = c.manifestLen(plan)
+		} else {
+			meta.Size, err = streamLen(plan.expectedHeader())
+		}
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, &meta)

@@ -18,6 +18,13 @@
 // consolidation and pruning wait: new snapshots, and therefore Raft log
 // truncation, go on while streams are open.
 //
+// With Options.Pull set, the stream Open hands Raft is only a manifest: the
+// follower's sink pulls the files from the leader (ServePull, under the
+// same lease) in large messages, verifying each, and Install moves a
+// received snapshot's files into the live database instead of copying
+// them. DESIGN.md, "Installs by pull" and "Installing without a second
+// copy", explains why.
+//
 // Every file operation goes through the FS interface. StrictFS refuses to
 // rename or remove open files, as Windows does, so the tests see Windows'
 // semantics on every platform; scripts/test-windows.sh also runs them under

@@ -24,9 +24,15 @@ import (
 //
 // The first file is a complete SQLite database; each following one is a WAL
 // to checkpoint into it, in order.
+//
+// When installs go by pull (pull.go), Raft's InstallSnapshot carries a
+// manifest instead: the magic "SQRPULL1", the length, and a JSON manifest
+// naming where and how to pull the files, which then arrive as above, minus
+// the magic and header (their list comes in the pull's first message).
 
 const (
 	streamMagic    = "SQRSNAP1"
+	pullMagic      = "SQRPULL1" // a manifest: the files are pulled (pull.go)
 	maxHeaderBytes = 1 << 20
 	chunkSize      = 256 << 10
 )
@@ -56,13 +62,16 @@ type streamHeader struct {
 	DBSize int64 `json:"db_size,omitempty"`
 }
 
-func encodeHeader(h streamHeader) ([]byte, error) {
-	js, err := json.Marshal(h)
+func encodeHeader(h streamHeader) ([]byte, error) { return encodeFramed(streamMagic, h) }
+
+// encodeFramed encodes v as JSON after magic and the JSON's length.
+func encodeFramed(magic string, v any) ([]byte, error) {
+	js, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	var b bytes.Buffer
-	b.WriteString(streamMagic)
+	b.WriteString(magic)
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(js)))
 	b.Write(n[:])
@@ -71,34 +80,83 @@ func encodeHeader(h streamHeader) ([]byte, error) {
 }
 
 func readHeader(r io.Reader) (streamHeader, error) {
-	var h streamHeader
+	magic, js, err := readFramed(r)
+	if err != nil {
+		return streamHeader{}, err
+	}
+	if magic == pullMagic {
+		return streamHeader{}, fmt.Errorf("%w: a pull manifest (the data is pulled from the node that sent it; "+
+			"only a Store's sink can receive it)", ErrFormat)
+	}
+	return decodeHeader(js)
+}
+
+// readFramed reads a stream's or a manifest's magic and JSON document.
+func readFramed(r io.Reader) (magic string, js []byte, err error) {
 	pre := make([]byte, len(streamMagic)+4)
 	if _, err := io.ReadFull(r, pre); err != nil {
-		return h, fmt.Errorf("read snapshot header: %w", err)
+		return "", nil, fmt.Errorf("read snapshot header: %w", err)
 	}
-	if string(pre[:len(streamMagic)]) != streamMagic {
-		return h, ErrFormat
+	magic = string(pre[:len(streamMagic)])
+	if magic != streamMagic && magic != pullMagic {
+		return "", nil, ErrFormat
 	}
 	n := binary.BigEndian.Uint32(pre[len(streamMagic):])
 	if n > maxHeaderBytes {
-		return h, fmt.Errorf("%w: header of %d bytes", ErrFormat, n)
+		return "", nil, fmt.Errorf("%w: header of %d bytes", ErrFormat, n)
 	}
-	js := make([]byte, n)
+	js = make([]byte, n)
 	if _, err := io.ReadFull(r, js); err != nil {
-		return h, fmt.Errorf("read snapshot header: %w", err)
+		return "", nil, fmt.Errorf("read snapshot header: %w", err)
 	}
+	return magic, js, nil
+}
+
+func decodeHeader(js []byte) (streamHeader, error) {
+	var h streamHeader
 	if err := json.Unmarshal(js, &h); err != nil {
 		return h, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	if len(h.Files) == 0 || h.Files[0].Name != "db" {
-		return h, fmt.Errorf("%w: first file must be the database", ErrFormat)
-	}
-	for _, f := range h.Files {
-		if f.Size < 0 || len(f.SHA256) != 64 {
-			return h, fmt.Errorf("%w: bad entry %+v", ErrFormat, f)
-		}
+	if err := checkEntries(h.Files); err != nil {
+		return h, err
 	}
 	return h, nil
+}
+
+// checkEntries checks the file list of a stream or a pull: the database
+// first, sizes not negative, sha256 of the right length.
+func checkEntries(files []fileEntry) error {
+	if len(files) == 0 || files[0].Name != "db" {
+		return fmt.Errorf("%w: first file must be the database", ErrFormat)
+	}
+	for _, f := range files {
+		if f.Size < 0 || len(f.SHA256) != 64 {
+			return fmt.Errorf("%w: bad entry %+v", ErrFormat, f)
+		}
+	}
+	return nil
+}
+
+// ChunkReader is a reader that can hand out the bytes it holds without
+// copying them: Next returns at most max bytes (fewer at a message's or a
+// file's end, none only with an error; io.EOF at the end), valid until the
+// next call. A snapshot stream implements it, and so does the body of a
+// pull (raftnode), so that a pull's data is copied once less on each side.
+type ChunkReader interface {
+	Next(max int) ([]byte, error)
+}
+
+// nextChunk returns r's next chunk of at most len(buf) bytes: r's own
+// bytes if it is a ChunkReader, else read into buf (as io.ReadFull).
+func nextChunk(r io.Reader, buf []byte) ([]byte, error) {
+	if cr, ok := r.(ChunkReader); ok {
+		return cr.Next(len(buf))
+	}
+	n, err := io.ReadFull(r, buf)
+	if n > 0 && (err == io.ErrUnexpectedEOF || err == io.EOF) {
+		err = nil // the caller asks again and gets EOF
+	}
+	return buf[:n], err
 }
 
 // copyExact copies exactly e.Size bytes from r to w, checking their sha256
@@ -118,9 +176,8 @@ func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) e
 	defer close(todo)
 	var n int64
 	for n < e.Size {
-		b := buf[:min(int64(len(buf)), e.Size-n)]
-		m, err := io.ReadFull(r, b)
-		n += int64(m)
+		b, err := nextChunk(r, buf[:min(int64(len(buf)), e.Size-n)])
+		n += int64(len(b))
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return fmt.Errorf("snapshot file %s: %w after %d of %d bytes", e.Name, io.ErrUnexpectedEOF, n, e.Size)
 		}
@@ -216,6 +273,8 @@ type stream struct {
 	hdr   []byte
 	files []source
 
+	chunk     int         // bytes read from a file at a time (chunkSize if 0)
+	onRead    func(n int) // test hook (Options.OnSend), called per chunk read
 	cur       io.ReadCloser
 	idx       int
 	remaining int64
@@ -244,6 +303,27 @@ func (s *stream) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Next returns the stream's next bytes without copying them: at most max,
+// valid until the next call (ChunkReader).
+func (s *stream) Next(max int) ([]byte, error) {
+	if len(s.hdr) > 0 {
+		n := min(max, len(s.hdr))
+		b := s.hdr[:n]
+		s.hdr = s.hdr[n:]
+		return b, nil
+	}
+	for len(s.pending) == 0 {
+		if s.err != nil {
+			return nil, s.err
+		}
+		s.err = s.fill()
+	}
+	n := min(max, len(s.pending))
+	b := s.pending[:n]
+	s.pending = s.pending[n:]
+	return b, nil
+}
+
 // fill reads the next chunk into pending; at the end of a file it checks
 // the file's sha256 before handing out the chunk.
 func (s *stream) fill() error {
@@ -259,7 +339,10 @@ func (s *stream) fill() error {
 		s.cur, s.remaining, s.sum = rc, f.entry.Size, sha256.New()
 	}
 	if s.buf == nil {
-		s.buf = make([]byte, chunkSize)
+		if s.chunk <= 0 {
+			s.chunk = chunkSize
+		}
+		s.buf = make([]byte, s.chunk)
 	}
 	n := int(min(int64(len(s.buf)), s.remaining))
 	if _, err := io.ReadFull(s.cur, s.buf[:n]); err != nil {
@@ -267,6 +350,9 @@ func (s *stream) fill() error {
 			return fmt.Errorf("snapshot file %s: %w (shorter than recorded)", s.files[s.idx].path, ErrChecksum)
 		}
 		return err
+	}
+	if s.onRead != nil {
+		s.onRead(n)
 	}
 	s.sum.Write(s.buf[:n])
 	s.remaining -= int64(n)

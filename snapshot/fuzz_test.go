@@ -98,7 +98,7 @@ func checkReceive(t *testing.T, cat *Catalog, dir string, data []byte, files [][
 		t.Fatal(err)
 	}
 	defer OSFS{}.RemoveAll(dir)
-	res, err := cat.receive(bytes.NewReader(data), dir)
+	res, err := cat.receive(context.Background(), bytes.NewReader(data), dir)
 	switch {
 	case err != nil && ok:
 		t.Fatalf("receive refused a well-formed stream: %v", err)

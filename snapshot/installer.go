@@ -40,41 +40,109 @@ type captureSuperseder interface {
 	supersedeCaptures()
 }
 
-// Installer replaces the live database with a snapshot stream: it restores
-// the stream into a complete file next to the live one, verifying it, and
-// swaps it in through the store's FS. It keeps no state of its own (so it
-// has no lock): the capture side and the catalogue record what an install
-// changes for them.
+// ownSnapshots is what an Installer needs of the Catalog to install one of
+// the catalogue's own snapshots by moving its files (adopt.go). Catalog
+// implements it.
+type ownSnapshots interface {
+	// ownOffer returns r as an offer of this catalogue.
+	ownOffer(r io.Reader) (*pullOffer, bool)
+	// adoptable reports whether snapshot id's files can be moved.
+	adoptable(id string) bool
+	// moveIntoPlace moves snapshot id's database to path and folds its WAL
+	// files in; folded says whether any was.
+	moveIntoPlace(id, path string) (folded bool, err error)
+	// undoAdopt moves the database at path back into snapshot id.
+	undoAdopt(id, path string, folded bool) error
+	// finishAdopt records that snapshot id became the live database.
+	finishAdopt(id string) error
+}
+
+// Installer replaces the live database with a snapshot: it restores the
+// stream into a complete file next to the live one, verifying it, or, for
+// a snapshot this store received from another node, moves that
+// snapshot's file there (adopt.go); then it swaps the file in through the
+// store's FS. It keeps no state of its own (so it has no lock): the capture
+// side and the catalogue record what an install changes for them.
 type Installer struct {
 	fs      FS
 	live    liveSwapFence
 	catalog captureSuperseder
+	own     ownSnapshots
 	errs    *lastError
 }
 
-func newInstaller(fsys FS, live liveSwapFence, catalog captureSuperseder, errs *lastError) *Installer {
-	return &Installer{fs: fsys, live: live, catalog: catalog, errs: errs}
+func newInstaller(fsys FS, live liveSwapFence, catalog *Catalog, errs *lastError) *Installer {
+	return &Installer{fs: fsys, live: live, catalog: catalog, own: catalog, errs: errs}
 }
 
 // Install is FSM.Restore for a database kept by this store's node: it
 // restores rc next to db's file, swaps it in with db.Replace (which closes
-// every connection first) and makes the next snapshot full. If anything
-// fails before the swap, db is left as it was.
+// every connection first) and makes the next snapshot full. If rc is this
+// store's own snapshot, received from another node, its files are moved
+// rather than copied. If anything fails before the swap, db is left as it
+// was (and a moved snapshot is put back).
 func (i *Installer) Install(db InstallTarget, rc io.ReadCloser) error {
+	if o, ok := i.own.ownOffer(rc); ok {
+		id := o.plan.meta.ID
+		if i.own.adoptable(id) {
+			o.Close() // release its lease: the move needs the files to itself
+			return i.adopt(db, id)
+		}
+		inline, err := o.inline()
+		if err != nil {
+			o.Close()
+			return err
+		}
+		rc = inline
+	}
 	path, err := restoreFS(i.fs, rc, filepath.Dir(db.Path()))
 	if err != nil {
 		i.errs.set(fmt.Errorf("restore: %w", err))
 		return err
 	}
+	if err := i.swap(db, path); err != nil {
+		err = errors.Join(err, removeSQLiteFiles(i.fs, path))
+		i.errs.set(err)
+		return err
+	}
+	return nil
+}
+
+// adopt installs snapshot id, received from another node, by moving its
+// database file next to db's and swapping it in.
+func (i *Installer) adopt(db InstallTarget, id string) error {
+	path := newRestorePath(filepath.Dir(db.Path()))
+	folded, err := i.own.moveIntoPlace(id, path)
+	if err != nil {
+		err = fmt.Errorf("install snapshot %s: %w", id, err)
+		i.errs.set(err)
+		return err
+	}
+	if err := i.swap(db, path); err != nil {
+		err = errors.Join(err, i.own.undoAdopt(id, path, folded))
+		i.errs.set(err)
+		return err
+	}
+	if err := i.own.finishAdopt(id); err != nil {
+		// The live database holds the snapshot; the meta still records the
+		// move, which the next start finishes.
+		i.errs.set(fmt.Errorf("snapshot %s installed, but recording it failed: %w", id, err))
+	}
+	return nil
+}
+
+// swap makes path the live database: the next capture is full, captures
+// not yet persisted are superseded, a copy of the live file in progress is
+// waited for, and db.Replace closes every connection and renames path over
+// the live file.
+func (i *Installer) swap(db InstallTarget, path string) error {
 	i.live.liveReplaced("database replaced by a restore")
 	i.catalog.supersedeCaptures() // a capture not yet persisted is now stale
 	// Wait for a full snapshot's copy of the live file in progress, and make
 	// any copy not yet started fail instead of reading the new file.
 	i.live.fenceLiveCopy()
 	if err := db.Replace(path, i.fs); err != nil {
-		err = errors.Join(fmt.Errorf("replace database: %w", err), removeSQLiteFiles(i.fs, path))
-		i.errs.set(err)
-		return err
+		return fmt.Errorf("replace database: %w", err)
 	}
 	return nil
 }

@@ -9,18 +9,24 @@ import (
 )
 
 // Open returns snapshot id as a stream any node can turn into a database
-// (see Restore). It first takes a lease on the snapshot's files, so that
+// (see Restore), or, when installs go by pull (Options.Pull.Address set),
+// as a manifest from which another node's sink pulls the files (pull.go).
+// It first takes a lease on the snapshot's files, so that
 // nothing renames, removes or writes into them until the stream is closed,
 // revoked after the idle timeout, or fails. The stream holds about the
 // database's size: the chain's files when they are at most 10% larger than
 // the database, otherwise one image consolidated from them for this stream
 // (see DESIGN.md, "What a stream sends").
 func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if c.pull.Address != "" {
+		return c.offer(id)
+	}
 	return c.OpenContext(context.Background(), "raft:"+id, id)
 }
 
 // OpenContext is Open with a context (ending it revokes the lease) and a
-// name for the lease in logs, for readers of the stream other than Raft.
+// name for the lease in logs, for readers of the stream other than Raft. It
+// always streams the data, whether or not installs go by pull.
 //
 // If consolidation merged id away or pruning removed it (between Raft's
 // List and Open, or while Open waited for its lease behind a
@@ -28,14 +34,7 @@ func (c *Catalog) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 // leaseChain); the returned meta describes what is actually streamed, and
 // Raft's leader takes the index, term and configuration from it.
 func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
-	var image string
-	plan, lease, err := c.leaseChain(ctx, name, id, func(p streamPlan) []string {
-		if image = ""; p.image {
-			image = c.newImagePath()
-			return []string{image}
-		}
-		return nil
-	})
+	plan, lease, image, err := c.acquirePlanned(ctx, name, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -45,6 +44,20 @@ func (c *Catalog) OpenContext(ctx context.Context, name, id string) (*raft.Snaps
 		return nil, nil, err
 	}
 	return meta, st, nil
+}
+
+// acquirePlanned is leaseChain for a stream: the lease also covers image,
+// the path of the image to build when the plan sends one ("" otherwise).
+func (c *Catalog) acquirePlanned(ctx context.Context, name, id string) (streamPlan, *Lease, string, error) {
+	var image string
+	plan, lease, err := c.leaseChain(ctx, name, id, func(p streamPlan) []string {
+		if image = ""; p.image {
+			image = c.newImagePath()
+			return []string{image}
+		}
+		return nil
+	})
+	return plan, lease, image, err
 }
 
 // planOpenLocked plans the stream of id or, if id was retired, of the
@@ -92,6 +105,9 @@ func (c *Catalog) resolveLocked(id string) (*snapMeta, []source, []string, error
 	m, ok := c.snaps[id]
 	if !ok {
 		return nil, nil, nil, fmt.Errorf("snapshot %s: not found", id)
+	}
+	if m.InLiveDB || m.AdoptPath != "" {
+		return nil, nil, nil, fmt.Errorf("snapshot %s: %w", id, ErrInLiveDB)
 	}
 	chain, err := c.chainLocked(id)
 	if err != nil {

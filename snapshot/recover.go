@@ -83,6 +83,9 @@ func (c *Catalog) loadSnapshots() error {
 	for _, e := range entries {
 		dir := c.snapDir(e.Name())
 		m, err := c.readMeta(dir)
+		if err == nil && m.AdoptPath != "" {
+			err = c.recoverAdopt(dir, m)
+		}
 		if err == nil {
 			err = c.checkFiles(dir, m)
 		}

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ type Sink struct {
 
 	mu       sync.Mutex
 	pw       *asyncPipe
+	stopPull context.CancelFunc // ends a pull the stream's manifest started
 	done     chan recvResult
 	adopted  bool
 	epoch    uint64 // adopted: the catalogue's epoch at capture
@@ -95,9 +97,10 @@ func (k *Sink) Write(p []byte) (int, error) {
 	}
 	if k.pw == nil {
 		pw := newAsyncPipe()
-		k.pw, k.done = pw, make(chan recvResult, 1)
+		ctx, cancel := context.WithCancel(k.c.ctx)
+		k.pw, k.done, k.stopPull = pw, make(chan recvResult, 1), cancel
 		go func() {
-			res, err := k.c.receive(pw, k.dir)
+			res, err := k.c.receive(ctx, pw, k.dir)
 			pw.stopReading(err)
 			res.err = err
 			k.done <- res
@@ -111,15 +114,30 @@ func (k *Sink) Write(p []byte) (int, error) {
 	return pw.Write(p)
 }
 
-// receive parses a stream into files in dir, verifying each.
-func (c *Catalog) receive(r io.Reader, dir string) (recvResult, error) {
-	h, err := readHeader(r)
+// receive parses a stream into files in dir, verifying each. A stream that
+// is a pull manifest has its files pulled from the node that sent it
+// (pull.go); ctx ends such a pull.
+func (c *Catalog) receive(ctx context.Context, r io.Reader, dir string) (recvResult, error) {
+	magic, js, err := readFramed(r)
 	if err != nil {
 		return recvResult{}, err
 	}
+	if magic == pullMagic {
+		return c.receivePull(ctx, r, js, dir)
+	}
+	h, err := decodeHeader(js)
+	if err != nil {
+		return recvResult{}, err
+	}
+	return c.receiveFiles(r, h.Files, h.DBSize, dir)
+}
+
+// receiveFiles writes the files entries describe from r into dir, verifying
+// each, and fails if r holds more.
+func (c *Catalog) receiveFiles(r io.Reader, entries []fileEntry, dbSize int64, dir string) (recvResult, error) {
 	buf := make([]byte, 1<<20)
 	var files []fileEntry
-	for i, e := range h.Files {
+	for i, e := range entries {
 		name := "db"
 		if i > 0 {
 			name = fmt.Sprintf("wal-%03d", i)
@@ -133,7 +151,6 @@ func (c *Catalog) receive(r io.Reader, dir string) (recvResult, error) {
 	if n, _ := r.Read(buf[:1]); n != 0 {
 		return recvResult{}, fmt.Errorf("%w: trailing bytes after the last file", ErrFormat)
 	}
-	dbSize := h.DBSize
 	if len(files) == 1 {
 		dbSize = files[0].Size
 	}
@@ -175,10 +192,12 @@ func (k *Sink) complete(pw *asyncPipe, done chan recvResult, adopted bool) error
 	case pw != nil:
 		pw.Close(nil)
 		res := <-done
+		k.stopPull()
 		if res.err != nil {
 			return errors.Join(fmt.Errorf("snapshot %s: receive: %w", k.meta.ID, res.err), k.discard())
 		}
 		k.meta.Kind, k.meta.Parent, k.meta.Files, k.meta.DBSize = KindFull, "", res.files, res.dbSize
+		k.meta.Received = true // its files may become the live database (adopt.go)
 		// The live database does not hold this content until the FSM's
 		// Restore replaces it: no incremental may build on it before then.
 		k.c.full.requireFull("snapshot received from another node")
@@ -199,12 +218,13 @@ func (k *Sink) Cancel() error {
 	if !already {
 		k.closeErr = fmt.Errorf("snapshot %s: cancelled", k.meta.ID)
 	}
-	pw, done := k.pw, k.done
+	pw, done, stopPull := k.pw, k.done, k.stopPull
 	k.mu.Unlock()
 	if already {
 		return nil
 	}
 	if pw != nil {
+		stopPull()
 		pw.Close(errors.New("snapshot sink cancelled"))
 		<-done
 	}

@@ -16,6 +16,10 @@ type Info struct {
 	// Size is the bytes of this snapshot's own files (for an incremental,
 	// its WAL frames only).
 	Size int64
+	// InLiveDB says the snapshot's files became the live database (an
+	// install moved them there): it cannot be opened until a new snapshot,
+	// which must be full, replaces it.
+	InLiveDB bool
 }
 
 // Stats is the store's state for ClusterService.Status.
@@ -24,6 +28,9 @@ type Stats struct {
 	Snapshots []Info
 	// LeasesHeld is the number of readers holding a lease now.
 	LeasesHeld int
+	// Offers is the number of snapshots offered to other nodes for a pull
+	// and not ended yet (one per Raft InstallSnapshot call in progress).
+	Offers int
 	// LeaseWaits counts operations that had to wait for a lease.
 	LeaseWaits uint64
 	// LastError is the last snapshot error, cleared by the next success.
@@ -44,7 +51,7 @@ type Stats struct {
 }
 
 func infoOf(m *snapMeta) Info {
-	in := Info{ID: m.ID, Kind: m.Kind, Index: m.Index, Term: m.Term}
+	in := Info{ID: m.ID, Kind: m.Kind, Index: m.Index, Term: m.Term, InLiveDB: m.InLiveDB || m.AdoptPath != ""}
 	for _, f := range m.Files {
 		in.Size += f.Size
 	}
@@ -96,6 +103,7 @@ func (s *Store) Stats() Stats {
 	st := s.catalog.stats()
 	st.NextFull, st.Superseded = s.capture.stats()
 	st.LeasesHeld, st.LeaseWaits = s.leases.Held(), s.leases.Waits()
+	st.Offers = s.catalog.offers.count()
 	st.LastError = s.errs.get()
 	return st
 }

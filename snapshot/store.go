@@ -52,6 +52,17 @@ type Options struct {
 	// disables automatic consolidation).
 	ConsolidateAfter int
 
+	// Pull turns on installs by pull: Raft's InstallSnapshot carries a
+	// manifest and the follower pulls the files (see DESIGN.md, "Installs
+	// by pull"). The zero value streams the data through Raft, as before.
+	Pull PullOptions
+
+	// OnSend, if set, is called with the size of every chunk a pull this
+	// store serves reads from its files (16 KiB, as Raft's own messages,
+	// when it is set), before the chunk is sent: a test hook to slow the
+	// leader's side of an install (it may sleep).
+	OnSend func(n int)
+
 	// OnReceive, if set, is called with the size of every Write a sink
 	// receives from another node, before it is processed: a test hook to
 	// slow installs down (it may sleep).
@@ -176,6 +187,12 @@ func (s *Store) Consolidate(ctx context.Context) error { return s.catalog.Consol
 // FSM.Snapshot. See WALCapture.Capture.
 func (s *Store) Capture(db *sqlitedb.DB, fullRequired bool) (raft.FSMSnapshot, error) {
 	return s.capture.Capture(db, fullRequired)
+}
+
+// ServePull serves another node's pull of an offer this store's Raft made;
+// see Catalog.ServePull.
+func (s *Store) ServePull(ctx context.Context, token, id string) (*Pull, error) {
+	return s.catalog.ServePull(ctx, token, id)
 }
 
 // Install is FSM.Restore for a database kept by this store's node; see
