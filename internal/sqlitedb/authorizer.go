@@ -152,7 +152,7 @@ func (c *conn) prepareClient(sql string) (*sqlite3.SQLiteStmt, string, error) {
 // from the text, or "" if it did. With none (the text held only white
 // space and comments), the driver's statement has no handle and running it
 // crashes the process; with more, the driver prepared the first and would
-// silently ignore the rest. checkParams' scanner refuses both before
+// silently ignore the rest. inspectText's scanner refuses both before
 // SQLite sees the text; this stops any text the scanner misreads. The
 // driver keeps the handle and the unprepared rest in unexported fields;
 // TestPrepareSeesStatementFields fails if an upgrade moves them.

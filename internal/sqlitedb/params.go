@@ -204,16 +204,6 @@ func isIdentByte(c byte) bool {
 	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
-// checkParams reports, as a client-facing message, any mismatch between the
-// placeholders in sql and the parameters supplied.
-func checkParams(sql string, positional int, named []string) error {
-	p := scanPlaceholders(sql)
-	if err := p.textError(); err != nil {
-		return err
-	}
-	return p.argsError(positional, named)
-}
-
 // textError says why the text's placeholders or statements cannot be run,
 // whatever parameters come with it.
 func (p *placeholders) textError() error {

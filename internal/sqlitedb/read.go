@@ -126,16 +126,6 @@ func (t *sqlText) checkArgs(s *sqlraftv1.Statement) ([]driver.NamedValue, error)
 	return bindArgs(s)
 }
 
-// checkStatement judges a statement's text and parameters without preparing it.
-func checkStatement(s *sqlraftv1.Statement) error {
-	t := inspectText(s.GetSql())
-	if t.err != nil {
-		return t.err
-	}
-	_, err := t.checkArgs(s)
-	return err
-}
-
 // invalidReason says why a prepare error is the client's fault, or "" when
 // it depends on the database's content (no such table, and so on).
 func invalidReason(denied string, err error) string {
@@ -162,18 +152,16 @@ func (db *DB) Query(ctx context.Context, stmts []*sqlraftv1.Statement) ([]*sqlra
 	var results []*sqlraftv1.QueryResult
 	var pos Position
 	err := db.withReader(ctx, func(c *conn) error {
-		if len(stmts) == 1 {
-			pos = db.appliedPosition()
+		run := func() error {
+			pos = db.appliedPosition() // before the first read starts the data's snapshot
 			var err error
 			results, err = db.queryAll(ctx, c, stmts)
 			return err
 		}
-		return readTx(ctx, c, func() error {
-			pos = db.appliedPosition() // before the first read starts the transaction's snapshot
-			var err error
-			results, err = db.queryAll(ctx, c, stmts)
-			return err
-		})
+		if len(stmts) == 1 {
+			return run()
+		}
+		return readTx(ctx, c, run)
 	})
 	return results, pos, err
 }
@@ -324,21 +312,15 @@ func (db *DB) QueryStream(ctx context.Context, s *sqlraftv1.Statement, batchSize
 			if err != nil {
 				return err
 			}
-			if err := checkStatement(s); err != nil {
-				return &InvalidError{Reason: err.Error()}
-			}
-			st, denied, err := c.prepareClient(s.GetSql())
+			st, args, err := c.client(s) // the connection is the stream's own: its cache goes with it
 			if err != nil {
-				if reason := invalidReason(denied, err); reason != "" {
-					return &InvalidError{Reason: reason}
-				}
 				return err
 			}
-			defer st.Close()
-			if !st.Readonly() {
+			defer st.release()
+			if !st.readOnly {
 				return &InvalidError{Reason: "is not read-only; send writes with Execute or Request"}
 			}
-			return streamBatches(ctx, st, s, batchLimits{rows: batchSize, bytes: db.opts.MaxResultBytes}, pos, send)
+			return streamBatches(ctx, st.SQLiteStmt, args, batchLimits{rows: batchSize, bytes: db.opts.MaxResultBytes}, pos, send)
 		})
 	})
 }
@@ -347,7 +329,7 @@ func (db *DB) QueryStream(ctx context.Context, s *sqlraftv1.Statement, batchSize
 // so that every message fits the node's message size limit.
 type batchLimits struct{ rows, bytes int }
 
-func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Statement, limits batchLimits, pos Position,
+func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, args []driver.NamedValue, limits batchLimits, pos Position,
 	send func(pos Position, cols, types []string, rows []*sqlraftv1.Row) error) error {
 	var cols, types []string
 	var batch []*sqlraftv1.Row
@@ -357,11 +339,7 @@ func streamBatches(ctx context.Context, st *sqlite3.SQLiteStmt, s *sqlraftv1.Sta
 		cols, types, batch, sent, size = nil, nil, nil, true, 0
 		return err
 	}
-	args, err := bindArgs(s)
-	if err != nil {
-		return err
-	}
-	err = streamRows(ctx, st, args, func(c, t []string) error {
+	err := streamRows(ctx, st, args, func(c, t []string) error {
 		cols, types = c, t
 		return nil
 	}, func(row []driver.Value) error {
