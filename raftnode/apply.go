@@ -133,6 +133,18 @@ func (n *Node) LinearizableRead(ctx context.Context) (uint64, error) {
 	if err := n.checkLeaderReady(ctx); err != nil {
 		return 0, err
 	}
+	if n.lease != nil {
+		// The commit index is noted before the lease is checked: if the
+		// lease holds now, no other leader existed when it was noted.
+		idx := n.raft.CommitIndex()
+		if n.lease.valid() {
+			if err := n.fsm.WaitApplied(ctx, n.stateIndex(idx)); err != nil {
+				return 0, err
+			}
+			return idx, nil
+		}
+		n.lease.renewAsync()
+	}
 	idx, err := n.reads.confirm(ctx)
 	if err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {

@@ -48,6 +48,14 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
+	// ReadLease is the longest read lease the leader holds (DESIGN.md,
+	// "Read leases"): while a quorum's answers show that no other leader
+	// can exist, a linearizable read needs no confirmation round of its
+	// own. Zero turns leases off; at most a quarter of HeartbeatTimeout.
+	// A node with leases on waits this long after it starts (or after a
+	// node on the same directory closed in this process) before it starts
+	// Raft. DefaultReadLease is the daemon's default.
+	ReadLease time.Duration
 
 	// MaxMessageBytes is the node's message size limit (--max-message-size;
 	// zero is msglimit.Default). Every gRPC limit of the node, the largest
@@ -103,6 +111,9 @@ const (
 	DefaultHeartbeatTimeout   = 2 * time.Second
 	DefaultElectionTimeout    = 2 * time.Second
 	DefaultLeaderLeaseTimeout = 2 * time.Second
+	// DefaultReadLease is sqlraftd's --read-lease: a quarter of the
+	// default heartbeat timeout.
+	DefaultReadLease = 500 * time.Millisecond
 )
 
 // MinRaftTimeout is the least heartbeat, election or lease timeout
@@ -196,7 +207,14 @@ func (c *Config) raftTimeouts() error {
 	if c.LeaderLeaseTimeout == 0 {
 		c.LeaderLeaseTimeout = min(DefaultLeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
-	return ValidateRaftTimeouts(c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout)
+	if err := ValidateRaftTimeouts(c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout); err != nil {
+		return err
+	}
+	if c.ReadLease < 0 || c.ReadLease > c.HeartbeatTimeout/4 {
+		return fmt.Errorf("raftnode: the read lease (%v) must be between 0 and a quarter of the heartbeat timeout (%v)",
+			c.ReadLease, c.HeartbeatTimeout/4)
+	}
+	return nil
 }
 
 // ValidateRaftTimeouts checks Raft timeouts as hashicorp/raft would, with

@@ -137,6 +137,12 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return n.notLeader()
 	}
+	if n.lease != nil {
+		// Followers vote for the transfer's target despite their leader:
+		// no lease may be counted on until the transfer has ended.
+		n.lease.suspend()
+		defer n.lease.resume()
+	}
 	var f raft.Future
 	if id == "" {
 		f = n.raft.LeadershipTransfer()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	transport "github.com/Jille/raft-grpc-transport"
@@ -52,6 +53,9 @@ type Node struct {
 	listener  net.Listener
 
 	reads        *readIndex
+	lease        *readLease    // nil when Config.ReadLease is off
+	leaseClients *leaseClients // the lease's connections to the voters
+	raftRef      atomic.Pointer[raft.Raft]
 	stateIndexes stateIndexMemo // see stateIndex
 	lag          *applyLag
 
@@ -125,10 +129,19 @@ func (n *Node) open() error {
 	if err := n.startTransport(); err != nil {
 		return err
 	}
+	if cfg.ReadLease > 0 {
+		waitOutGrants(cfg.DataDir, cfg.ReadLease) // see readLease
+	}
 	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logs, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
+	n.raftRef.Store(n.raft)
 	n.reads = newReadIndex(n.raft)
+	if cfg.ReadLease > 0 {
+		n.leaseClients = &leaseClients{opts: n.raftDialOptions()}
+		n.lease = &readLease{length: cfg.ReadLease, heartbeat: cfg.HeartbeatTimeout, id: cfg.ID, raft: n.raft,
+			ask: n.leaseClients.ask, retain: n.leaseClients.retain, changed: n.Changed, now: time.Now}
+	}
 	n.observe()
 	n.noteInstall() // the newest snapshot may have no files (a crash after an install)
 	go n.snapshotAfterInstall()
@@ -210,6 +223,7 @@ func (n *Node) startTransport() error {
 	}, n.cfg.limit.RaftServerOptions()...)...)
 	n.transport.Register(n.server)
 	sqlraftv1.RegisterSnapshotPullServiceServer(n.server, pullServer{store: n.snapshots, closing: n.closing})
+	sqlraftv1.RegisterReadLeaseServiceServer(n.server, leaseServer{raft: &n.raftRef})
 	go n.server.Serve(lis)
 	return nil
 }
@@ -258,8 +272,12 @@ func (n *Node) closeAll() error {
 	if n.reads != nil {
 		n.reads.close()
 	}
+	if n.leaseClients != nil {
+		n.leaseClients.close()
+	}
 	if n.server != nil {
 		n.server.Stop()
+		noteClosed(n.cfg.DataDir) // it answers no lease question from now on
 	}
 	if n.transport != nil {
 		errs = append(errs, n.transport.Close())

@@ -29,6 +29,10 @@ type Status struct {
 	// leadership confirmation rounds they shared, since start.
 	LinearizableReads uint64
 	ReadIndexRounds   uint64
+	// LeaseReads counts the linearizable reads served under the read
+	// lease (no round of their own; included in LinearizableReads), and
+	// LeaseRenewals the rounds that renewed it, since start.
+	LeaseReads, LeaseRenewals uint64
 	// AppliedEntries and ApplyTransactions count entries applied and the
 	// SQLite transactions they shared, since start.
 	AppliedEntries, ApplyTransactions uint64
@@ -55,6 +59,10 @@ func (n *Node) Status() Status {
 		Streams: n.db.Streams(),
 	}
 	st.AppliedEntries, st.ApplyTransactions = n.fsm.Batching()
+	if n.lease != nil {
+		st.LeaseReads, st.LeaseRenewals = n.lease.hits.Load(), n.lease.renewals.Load()
+		st.LinearizableReads += st.LeaseReads
+	}
 	if lc := n.raft.LastContact(); !lc.IsZero() {
 		st.LastContact = time.Since(lc)
 	}

@@ -125,6 +125,7 @@ func (c *cluster) Status(ctx context.Context, _ *sqlraftv1.StatusRequest) (*sqlr
 		LastContact: durationpb.New(st.LastContact), DbSizeBytes: st.DBSize,
 		Snapshot: snapshotStatusProto(c.s.node.SnapshotStats()), Version: version.Version,
 		LinearizableReads: st.LinearizableReads, ReadIndexRounds: st.ReadIndexRounds,
+		LeaseReads: st.LeaseReads, LeaseRenewals: st.LeaseRenewals,
 		AppliedEntries: st.AppliedEntries, ApplyTransactions: st.ApplyTransactions,
 	}, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -83,8 +82,11 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		grpc.ChainUnaryInterceptor(unaryCallLog(s.logger, logOpts...), recovery.UnaryServerInterceptor(rec)),
 		// Calls run on a pool of goroutines, whose stacks have grown
 		// already, rather than on a new goroutine each (growing its stack
-		// took 6% of the CPU of a point read).
-		grpc.NumStreamWorkers(uint32(4*runtime.GOMAXPROCS(0))),
+		// took 6% of the CPU of a point read). grpc-go starts a goroutine
+		// for a call that finds every worker busy: with 4 per core (8
+		// here) most of 32 concurrent calls did, so the pool is sized for
+		// a few hundred calls at once (an idle worker costs a few KB).
+		grpc.NumStreamWorkers(256),
 		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec)),
 	)
 	opts = append(opts, extra...)

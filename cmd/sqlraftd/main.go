@@ -44,6 +44,7 @@ type config struct {
 	raftHeartbeatTimeout         time.Duration
 	raftElectionTimeout          time.Duration
 	raftLeaderLeaseTimeout       time.Duration
+	readLease                    time.Duration
 	shutdownTimeout              time.Duration
 	logLevel                     string
 	nonVoter                     bool
@@ -109,6 +110,8 @@ func rootCommand() *cobra.Command {
 		"how long a candidate waits for votes before it tries again (at least --raft-heartbeat-timeout)")
 	f.DurationVar(&cfg.raftLeaderLeaseTimeout, "raft-leader-lease-timeout", raftnode.DefaultLeaderLeaseTimeout,
 		"a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
+	f.DurationVar(&cfg.readLease, "read-lease", raftnode.DefaultReadLease,
+		"longest read lease of the leader: linearizable reads under it need no quorum round each (0: off; at most a quarter of --raft-heartbeat-timeout)")
 	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
@@ -140,6 +143,10 @@ func (c config) validateRaftTimeouts() error {
 	if c.raftLeaderLeaseTimeout > c.raftHeartbeatTimeout {
 		return fmt.Errorf("--raft-leader-lease-timeout (%v) must not exceed --raft-heartbeat-timeout (%v)",
 			c.raftLeaderLeaseTimeout, c.raftHeartbeatTimeout)
+	}
+	if c.readLease < 0 || c.readLease > c.raftHeartbeatTimeout/4 {
+		return fmt.Errorf("--read-lease (%v) must be between 0 and a quarter of --raft-heartbeat-timeout (%v)",
+			c.readLease, c.raftHeartbeatTimeout/4)
 	}
 	if c.raftElectionTimeout < c.raftHeartbeatTimeout {
 		return fmt.Errorf("--raft-election-timeout (%v) must not be shorter than --raft-heartbeat-timeout (%v)",

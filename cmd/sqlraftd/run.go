@@ -70,7 +70,7 @@ func (c config) embedConfig() (embed.Config, error) {
 			SnapshotThreshold: c.snapshotThreshold, SnapshotInterval: c.snapshotInterval, TrailingLogs: c.trailingLogs,
 			MaxMessageBytes: c.maxMessageBytes, ApplyStallTimeout: c.applyStallTimeout, MaxQueryTime: c.maxQueryTime,
 			HeartbeatTimeout: c.raftHeartbeatTimeout, ElectionTimeout: c.raftElectionTimeout,
-			LeaderLeaseTimeout:       c.raftLeaderLeaseTimeout,
+			LeaderLeaseTimeout: c.raftLeaderLeaseTimeout, ReadLease: c.readLease,
 			EntryLimits:              &raftnode.Limits{Steps: c.maxWriteSteps, Rows: c.maxWriteRows, Bytes: c.maxWriteBytes},
 			SnapshotLeaseIdleTimeout: c.leaseIdleTimeout,
 		},

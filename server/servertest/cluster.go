@@ -12,6 +12,7 @@
 package servertest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -183,8 +184,14 @@ func (c *Cluster) start(i int, voters []raftnode.Member) {
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          logger,
 	}
+	// Read leases on, as in the daemon, unless a test turns them off
+	// (negative) or shortens the heartbeat timeout below what they allow.
+	cfg.Node.ReadLease = raftnode.DefaultReadLease
 	if c.opts.Configure != nil {
 		c.opts.Configure(i, &cfg.Node)
+	}
+	if hb := cmp.Or(cfg.Node.HeartbeatTimeout, raftnode.DefaultHeartbeatTimeout); cfg.Node.ReadLease > hb/4 || cfg.Node.ReadLease < 0 {
+		cfg.Node.ReadLease = max(0, min(cfg.Node.ReadLease, hb/4))
 	}
 	if c.opts.Server != nil {
 		c.opts.Server(i, &cfg.Server)

@@ -540,8 +540,13 @@ type StatusResponse struct {
 	// (concurrent writes share transactions), since start.
 	AppliedEntries    uint64 `protobuf:"varint,17,opt,name=applied_entries,json=appliedEntries,proto3" json:"applied_entries,omitempty"`
 	ApplyTransactions uint64 `protobuf:"varint,18,opt,name=apply_transactions,json=applyTransactions,proto3" json:"apply_transactions,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Linearizable reads served under the leader's read lease, with no
+	// confirmation round of their own (included in linearizable_reads), and
+	// the lease renewal rounds, since start.
+	LeaseReads    uint64 `protobuf:"varint,19,opt,name=lease_reads,json=leaseReads,proto3" json:"lease_reads,omitempty"`
+	LeaseRenewals uint64 `protobuf:"varint,20,opt,name=lease_renewals,json=leaseRenewals,proto3" json:"lease_renewals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -696,6 +701,20 @@ func (x *StatusResponse) GetAppliedEntries() uint64 {
 func (x *StatusResponse) GetApplyTransactions() uint64 {
 	if x != nil {
 		return x.ApplyTransactions
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLeaseReads() uint64 {
+	if x != nil {
+		return x.LeaseReads
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLeaseRenewals() uint64 {
+	if x != nil {
+		return x.LeaseRenewals
 	}
 	return 0
 }
@@ -1190,7 +1209,7 @@ const file_sqlraft_v1_cluster_proto_rawDesc = "" +
 	"\treachable\x18\x06 \x01(\bR\treachable\x12<\n" +
 	"\flast_contact\x18\a \x01(\v2\x19.google.protobuf.DurationR\vlastContact\x12#\n" +
 	"\rapplied_index\x18\b \x01(\x04R\fappliedIndex\"\x0f\n" +
-	"\rStatusRequest\"\xca\x05\n" +
+	"\rStatusRequest\"\x92\x06\n" +
 	"\x0eStatusResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
@@ -1210,7 +1229,10 @@ const file_sqlraft_v1_cluster_proto_rawDesc = "" +
 	"\x12linearizable_reads\x18\x0f \x01(\x04R\x11linearizableReads\x12*\n" +
 	"\x11read_index_rounds\x18\x10 \x01(\x04R\x0freadIndexRounds\x12'\n" +
 	"\x0fapplied_entries\x18\x11 \x01(\x04R\x0eappliedEntries\x12-\n" +
-	"\x12apply_transactions\x18\x12 \x01(\x04R\x11applyTransactions\"\xd9\x01\n" +
+	"\x12apply_transactions\x18\x12 \x01(\x04R\x11applyTransactions\x12\x1f\n" +
+	"\vlease_reads\x18\x13 \x01(\x04R\n" +
+	"leaseReads\x12%\n" +
+	"\x0elease_renewals\x18\x14 \x01(\x04R\rleaseRenewals\"\xd9\x01\n" +
 	"\x0eSnapshotStatus\x126\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x18.sqlraft.v1.SnapshotInfoR\tsnapshots\x12\x1f\n" +
 	"\vleases_held\x18\x02 \x01(\rR\n" +

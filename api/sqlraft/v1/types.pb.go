@@ -32,7 +32,8 @@ const (
 	ReadConsistency_READ_CONSISTENCY_NONE ReadConsistency = 1
 	// Read on the node that believes it is leader, without confirming it.
 	ReadConsistency_READ_CONSISTENCY_WEAK ReadConsistency = 2
-	// Read-index: leadership confirmed by a quorum, then read once applied.
+	// Leadership known from a quorum (the leader's read lease, or a
+	// read-index round), then read once applied.
 	ReadConsistency_READ_CONSISTENCY_LINEARIZABLE ReadConsistency = 3
 	// The read goes through the Raft log.
 	ReadConsistency_READ_CONSISTENCY_STRONG ReadConsistency = 4
