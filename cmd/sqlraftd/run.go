@@ -21,7 +21,6 @@ import (
 // is embed's: sqlraftd wires nothing itself, except the profiles of
 // --pprof-addr, which are about this process, not the node.
 func run(ctx context.Context, cfg config) error {
-	tuneGC(os.Getenv)
 	ecfg, err := cfg.embedConfig()
 	if err != nil {
 		return err
