@@ -68,6 +68,7 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: false,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.nodeIDGiven = cmd.Flags().Changed("node-id")
+			cfg.defaultReadLease(cmd.Flags().Changed("read-lease"))
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -111,7 +112,7 @@ func rootCommand() *cobra.Command {
 	f.DurationVar(&cfg.raftLeaderLeaseTimeout, "raft-leader-lease-timeout", raftnode.DefaultLeaderLeaseTimeout,
 		"a leader that has not heard from a quorum for this long steps down (at most --raft-heartbeat-timeout)")
 	f.DurationVar(&cfg.readLease, "read-lease", raftnode.DefaultReadLease,
-		"longest read lease of the leader: linearizable reads under it need no quorum round each (0: off; at most a quarter of --raft-heartbeat-timeout)")
+		"longest read lease of the leader: linearizable reads under it need no quorum round each (0: off; at most a quarter of --raft-heartbeat-timeout, which also caps the default)")
 	f.DurationVar(&cfg.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
@@ -119,6 +120,14 @@ func rootCommand() *cobra.Command {
 		"serve Go's runtime profiles (net/http/pprof, at /debug/pprof/) on this address, never on the gRPC port (default: off)")
 	f.SortFlags = false
 	return cmd
+}
+
+// defaultReadLease caps the default read lease at what the heartbeat
+// timeout allows, unless --read-lease was given (chosen).
+func (c *config) defaultReadLease(chosen bool) {
+	if !chosen {
+		c.readLease = min(raftnode.DefaultReadLease, c.raftHeartbeatTimeout/4)
+	}
 }
 
 func (c config) validate() error {

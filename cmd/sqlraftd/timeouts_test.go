@@ -48,3 +48,36 @@ func TestRaftTimeoutFlags(t *testing.T) {
 		}
 	}
 }
+
+// The read lease defaults to 500 ms, or a quarter of a shorter heartbeat
+// timeout; one given explicitly is checked, naming the flag.
+func TestReadLeaseFlag(t *testing.T) {
+	if f := rootCommand().Flags().Lookup("read-lease"); f == nil || f.DefValue != raftnode.DefaultReadLease.String() {
+		t.Fatalf("--read-lease: %v, want default %v", f, raftnode.DefaultReadLease)
+	}
+	const s = time.Second
+	for _, tc := range []struct {
+		heartbeat, lease time.Duration
+		chosen           bool
+		want             time.Duration
+		errHas           string
+	}{
+		{2 * s, raftnode.DefaultReadLease, false, 500 * time.Millisecond, ""},
+		{s, raftnode.DefaultReadLease, false, 250 * time.Millisecond, ""},
+		{s, 0, true, 0, ""},
+		{2 * s, 600 * time.Millisecond, true, 0, "--read-lease (600ms) must be between 0 and a quarter of --raft-heartbeat-timeout (500ms)"},
+	} {
+		c := config{raftHeartbeatTimeout: tc.heartbeat, raftElectionTimeout: tc.heartbeat, raftLeaderLeaseTimeout: tc.heartbeat, readLease: tc.lease}
+		c.defaultReadLease(tc.chosen)
+		err := c.validate()
+		if tc.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Errorf("%+v: got %v, want an error containing %q", tc, err, tc.errHas)
+			}
+			continue
+		}
+		if err != nil || c.readLease != tc.want {
+			t.Errorf("%+v: lease %v, err %v; want %v", tc, c.readLease, err, tc.want)
+		}
+	}
+}
