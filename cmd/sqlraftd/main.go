@@ -48,6 +48,7 @@ type config struct {
 	logLevel                     string
 	nonVoter                     bool
 	pprofAddr                    string // "": no profiles served
+	gc                           gcConfig
 }
 
 func main() {
@@ -67,6 +68,9 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: false,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.nodeIDGiven = cmd.Flags().Changed("node-id")
+			if err := cfg.gc.apply(cmd.Flags()); err != nil {
+				return err
+			}
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -114,6 +118,7 @@ func rootCommand() *cobra.Command {
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
 	f.StringVar(&cfg.pprofAddr, "pprof-addr", "",
 		"serve Go's runtime profiles (net/http/pprof, at /debug/pprof/) on this address, never on the gRPC port (default: off)")
+	addGCFlags(f, &cfg.gc)
 	f.SortFlags = false
 	return cmd
 }
