@@ -49,6 +49,7 @@ type config struct {
 	logLevel                     string
 	nonVoter                     bool
 	pprofAddr                    string // "": no profiles served
+	gc                           gcConfig
 }
 
 func main() {
@@ -69,6 +70,9 @@ func rootCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.nodeIDGiven = cmd.Flags().Changed("node-id")
 			cfg.defaultReadLease(cmd.Flags().Changed("read-lease"))
+			if err := cfg.gc.apply(cmd.Flags()); err != nil {
+				return err
+			}
 			return run(cmd.Context(), cfg)
 		},
 	}
@@ -118,6 +122,7 @@ func rootCommand() *cobra.Command {
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
 	f.StringVar(&cfg.pprofAddr, "pprof-addr", "",
 		"serve Go's runtime profiles (net/http/pprof, at /debug/pprof/) on this address, never on the gRPC port (default: off)")
+	addGCFlags(f, &cfg.gc)
 	f.SortFlags = false
 	return cmd
 }

@@ -170,6 +170,15 @@ func (tx *Tx) SetApplied(p Position) error {
 	return err
 }
 
+// AppliedPosition is the position SetApplied last recorded in this
+// transaction, if any.
+func (tx *Tx) AppliedPosition() (Position, bool) {
+	if tx.applied == nil {
+		return Position{}, false
+	}
+	return *tx.applied, true
+}
+
 // SetNode records a node's client address.
 func (tx *Tx) SetNode(id, grpcAddr string) error {
 	return tx.internalExec("INSERT OR REPLACE INTO _sqlraft_nodes(id, grpc_address) VALUES(?, ?)",
