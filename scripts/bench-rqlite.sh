@@ -5,7 +5,10 @@
 #
 #   scripts/bench-rqlite.sh RQLITED [DURATION] [bench-cluster.sh options]
 #
-# RQLITED is an rqlited binary (rqlite v8; built with cgo). Run directly, this
+# RQLITED is an rqlited binary of rqlite v8, built with cgo (it compiles its own
+# SQLite), e.g. from `go mod download -json github.com/rqlite/rqlite/v8@v8.36.0`:
+# copy the printed Dir somewhere writable and `go build ./cmd/rqlited` there,
+# without sqlraft's GOFLAGS. Run directly, this
 # is `scripts/bench-cluster.sh --rqlite RQLITED --rqlite-only ...`: rounds of
 # rqlite alone. `scripts/bench-cluster.sh --rqlite RQLITED` runs sqlraft and
 # rqlite rounds alternately in one run and adds a "sqlraft ÷ rqlite" table.
