@@ -162,14 +162,18 @@ rq_restart_row() {
 
 # rq_big_rows DATA: fill to --big-size, then backup and cp+sync.
 rq_big_rows() {
-  local data=$1 l n t0 out fill
+  local data=$1 l n t0 out fill try
   want backup || want cp+sync || return 0
   l=$(rq_leader)
   fill='[["CREATE TABLE IF NOT EXISTS big(b BLOB)"],["INSERT INTO big SELECT randomblob(32768) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 1024) SELECT i FROM n)"]]'
   t0=$(now)
   for n in $(seq 1 $(( (big_mib + 31) / 32 ))); do # 32 MiB per request, generated on each node
-    out=$(rq_http "$(rq_leader)" 600 '/db/execute?norwrandom' -XPOST -H 'Content-Type: application/json' -d "$fill")
-    echo "$out" | jq -e '[.results[] | select(.error)] | length == 0' >/dev/null || echo "  fill: $out" >&2
+    for try in $(seq 1 10); do # a request that meets an election fails ("leader not found"): again
+      out=$(rq_http "$(rq_leader)" 600 '/db/execute?norwrandom' -XPOST -H 'Content-Type: application/json' -d "$fill" || true)
+      echo "$out" | jq -e '[.results[] | select(.error)] | length == 0' >/dev/null 2>&1 && break
+      echo "  fill request $n, attempt $try: $out" >&2
+      sleep 1
+    done
   done
   for n in "${!pid[@]}"; do rq_wait_caught_up "$n"; done
   echo "  filled $big_mib MiB in $(since "$t0") s" >&2
