@@ -16,6 +16,10 @@
 #   --down DURATION     how long a follower stays down in restart-to-converged (default 30s)
 #   --baseline DIR      A/B: DIR holds sqlraftd built from another commit; rounds alternate
 #                       between it and this tree's build, and the table shows both and the ratio
+#   --rqlite RQLITED    also run rqlite (an rqlited v8 binary) in the same run: rounds alternate
+#                       sqlraft, rqlite, (next round) rqlite, sqlraft, ..., and a last table shows
+#                       "sqlraft ÷ rqlite" per workload (see scripts/bench-rqlite.sh; no install row)
+#   --rqlite-only       with --rqlite: rqlite rounds only (what scripts/bench-rqlite.sh runs)
 #   --workloads LIST    only these (comma-separated names from the table's first column)
 #   --work DIR          where data directories go (default: a new temporary directory)
 #   --pprof             this tree's nodes serve pprof on 127.0.0.1:PORT+5 (see --port-base)
@@ -43,20 +47,27 @@
 #                              the fill), `sqlraft snapshot`, then a fresh non-voter joins: seconds
 #                              from its start until its applied index reaches the leader's
 #
+# With --rqlite, rqlite gets the same workloads through scripts/rqbench, a
+# closed-loop HTTP client with the same model and the same SQL (rqlite's
+# levels linearizable, weak and none; ?transaction for tx100 and bulk; GET
+# /db/backup for backup); --baseline and --rqlite may be combined.
+#
 # Numbers are only comparable on the same machine in the same run; other
 # load on the machine shows up in them (A/B mode alternates builds per round
-# so drift hits both). Needs jq.
+# so drift hits both). Needs jq (and curl with --rqlite).
 set -euo pipefail
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=sqlite_preupdate_hook"
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-duration=10s rounds=3 big=1GiB down=30s baseline="" only="" work="" pprof="" port_base=7600 keep=""
+duration=10s rounds=3 big=1GiB down=30s baseline="" only="" work="" pprof="" port_base=7600 keep="" rqlited="" rqlite_only=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --big-size) big=$2; shift 2 ;;
     --down) down=$2; shift 2 ;;
     --baseline) baseline=$(cd "$2" && pwd); shift 2 ;;
+    --rqlite) rqlited=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
+    --rqlite-only) rqlite_only=1; shift ;;
     --workloads) only=",$2,"; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --pprof) pprof=1; shift ;;
@@ -70,6 +81,10 @@ done
 command -v jq >/dev/null || { echo "bench-cluster.sh needs jq" >&2; exit 2; }
 if [ -n "$baseline" ] && [ ! -x "$baseline/sqlraftd" ]; then
   echo "--baseline $baseline holds no sqlraftd" >&2; exit 2
+fi
+if [ -n "$rqlited" ] && [ ! -x "$rqlited" ]; then echo "--rqlite $rqlited is not executable" >&2; exit 2; fi
+if [ -n "$rqlite_only" ] && { [ -z "$rqlited" ] || [ -n "$baseline" ]; }; then
+  echo "--rqlite-only needs --rqlite and no --baseline" >&2; exit 2
 fi
 big_mib=$(echo "$big" | awk '{ v = $0 + 0; u = toupper($0); sub(/^[0-9.]+/, "", u)
   if (u == "" || u == "M" || u == "MB" || u == "MIB") print int(v); else if (u ~ /^G/) print int(v * 1024)
@@ -94,11 +109,20 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$root"
-mkdir -p "$work/current"
-go build -o "$work/current/sqlraftd" ./cmd/sqlraftd
-go build -o "$work/sqlraft" ./cmd/sqlraft
-builds=(current)
-[ -z "$baseline" ] || builds=(current baseline)
+builds=()
+if [ -z "$rqlite_only" ]; then
+  mkdir -p "$work/current"
+  go build -o "$work/current/sqlraftd" ./cmd/sqlraftd
+  go build -o "$work/sqlraft" ./cmd/sqlraft
+  builds=(current)
+  [ -z "$baseline" ] || builds+=(baseline)
+fi
+if [ -n "$rqlited" ]; then
+  # shellcheck source=scripts/bench-rqlite.sh
+  . "$root/scripts/bench-rqlite.sh"
+  rq_build_client
+  builds+=(rqlite)
+fi
 bin_of() { if [ "$1" = baseline ]; then echo "$baseline"; else echo "$work/current"; fi; }
 
 grpc_port() { echo $((port_base + 10 * $1)); }
@@ -250,9 +274,23 @@ restart_row() {
   record "$b" restart "" "" "" "$(since "$t0")"
 }
 
+# cp_sync_row BUILD LEADER FILE...: the leader's database files copied into
+# one file and fsynced, the page cache flushed first.
+cp_sync_row() {
+  local b=$1 l=$2 t0 secs
+  shift 2
+  sync
+  sample_start "$l"
+  t0=$(now)
+  cat "$@" >"$work/cp.db" && sync "$work/cp.db"
+  secs=$(since "$t0")
+  record "$b" cp+sync "$(awk -v s="$(stat -c %s "$work/cp.db")" -v t="$secs" 'BEGIN { printf "%.1f", s / t / 1e6 }')" "" "" "$secs"
+  rm -f "$work/cp.db"
+}
+
 # big_rows BUILD DATA: fill to --big-size, then backup, cp+sync and install.
 big_rows() {
-  local b=$1 data=$2 l n t0 size out files
+  local b=$1 data=$2 l n t0 size out
   want backup || want cp+sync || want install || return 0
   l=$(leader)
   cli -a "$(addr "$l")" exec "CREATE TABLE IF NOT EXISTS big(b BLOB)" >/dev/null
@@ -271,18 +309,8 @@ big_rows() {
     record "$b" backup "$(echo "$out" | jq '.mb_per_s * 10 | round / 10')" "" "" "$(echo "$out" | jq '.seconds * 100 | round / 100')"
   else sample_stop; fi
   rm -f "$work/backup.db"
-  if want cp+sync; then
-    files=$(ls "$data/n$l"/db.sqlite "$data/n$l"/db.sqlite-wal 2>/dev/null)
-    sync
-    sample_start "$l"
-    t0=$(now)
-    # shellcheck disable=SC2086
-    cat $files >"$work/cp.db" && sync "$work/cp.db"
-    local secs
-    secs=$(since "$t0")
-    record "$b" cp+sync "$(awk -v s="$(stat -c %s "$work/cp.db")" -v t="$secs" 'BEGIN { printf "%.1f", s / t / 1e6 }')" "" "" "$secs"
-    rm -f "$work/cp.db"
-  fi
+  # shellcheck disable=SC2046
+  want cp+sync && cp_sync_row "$b" "$l" $(ls "$data/n$l"/db.sqlite "$data/n$l"/db.sqlite-wal 2>/dev/null)
   if want install; then
     # The new node must get the database from a snapshot, not by replaying
     # the fill's entries (each regenerates 32 MiB locally): write small
@@ -328,7 +356,7 @@ one_run() {
 
 for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) -eq 1 ]; then order=("${builds[@]}"); else order=(); for ((k = ${#builds[@]} - 1; k >= 0; k--)); do order+=("${builds[$k]}"); done; fi
-  for b in "${order[@]}"; do one_run "$b" "$r"; done
+  for b in "${order[@]}"; do if [ "$b" = rqlite ]; then rq_one_run "$r"; else one_run "$b" "$r"; fi; done
 done
 
 # The table: medians over rounds, per build.
@@ -369,11 +397,28 @@ END {
         fmt(m(b, w, "p99"), "%.3f"), fmt(m(b, w, "s"), "%.2f"), fmt(peak(b, w, "lrss"), "%.0f"), fmt(peak(b, w, "frss"), "%.0f"),
         fmt(m(b, w, "lcpu"), "%.1f"), fmt(m(b, w, "fcpu"), "%.1f") }
   }
-  if (nb < 2) exit
-  printf "\n%-22s %8s %12s %12s %9s   (ratio: current/baseline of the rate; for restart, baseline/current seconds: > 1 is better)\n", \
-    "workload", "unit", "baseline", "current", "ratio"
-  for (i = 1; i <= nw; i++) { w = order[i]; if (!(w in seen)) continue
-    k = (w == "restart") ? "s" : "rate"; c = m("current", w, k); o = m("baseline", w, k)
-    r = (c == "" || o == "" || c == 0 || o == 0) ? "" : (k == "s" ? o / c : c / o)
-    printf "%-22s %8s %12s %12s %9s\n", w, (k == "s" ? "seconds" : unit[w]), fmt(o, "%.1f"), fmt(c, "%.1f"), fmt(r, "%.2f") }
+  for (k = 1; k <= nb; k++) has[bl[k]] = 1
+  if (("current" in has) && ("baseline" in has)) {
+    printf "\n%-22s %8s %12s %12s %9s   (ratio: current/baseline of the rate; for restart, baseline/current seconds: > 1 is better)\n", \
+      "workload", "unit", "baseline", "current", "ratio"
+    for (i = 1; i <= nw; i++) { w = order[i]; if (!(w in seen)) continue
+      k = (w == "restart") ? "s" : "rate"; c = m("current", w, k); o = m("baseline", w, k)
+      r = (c == "" || o == "" || c == 0 || o == 0) ? "" : (k == "s" ? o / c : c / o)
+      printf "%-22s %8s %12s %12s %9s\n", w, (k == "s" ? "seconds" : unit[w]), fmt(o, "%.1f"), fmt(c, "%.1f"), fmt(r, "%.2f") }
+  }
+  if (("current" in has) && ("rqlite" in has)) {
+    printf "\nsqlraft (current) beside rqlite: rates and \"sqlraft ÷ rqlite\" of the rate (for restart, rqlite ÷ sqlraft seconds): > 1 is better;\n"
+    printf "p50 is the latency in ms, or the seconds the row took for restart, backup and cp+sync\n"
+    printf "%-22s %8s %12s %12s %16s %12s %12s\n", "workload", "unit", "rqlite", "sqlraft", "sqlraft ÷ rqlite", "rqlite p50", "sqlraft p50"
+    for (i = 1; i <= nw; i++) { w = order[i]; if (!(w in seen)) continue
+      secs = (w == "restart" || w == "backup" || w == "cp+sync" || w == "install")
+      k = (w == "restart") ? "s" : "rate"; c = m("current", w, k); o = m("rqlite", w, k)
+      r = (c == "" || o == "" || c == 0 || o == 0) ? "" : (k == "s" ? o / c : c / o)
+      q = secs ? "s" : "p50"; f = secs ? "%.2f s" : "%.3f ms"
+      printf "%-22s %8s %12s %12s %16s %12s %12s\n", w, (k == "s" ? "seconds" : unit[w]), fmt(o, "%.1f"), fmt(c, "%.1f"),
+        fmt(r, "%.2f"), fmt(m("rqlite", w, q), f), fmt(m("current", w, q), f) }
+    for (k = 1; k <= nb; k++) { b = bl[k]; if (b == "baseline") continue
+      bk = m(b, "backup", "rate"); cp = m(b, "cp+sync", "rate")
+      if (bk != "" && cp != "" && cp > 0) printf "%s: backup at %.0f%% of cp+sync speed\n", (b == "current" ? "sqlraft" : b), 100 * bk / cp }
+  }
 }' "$results"

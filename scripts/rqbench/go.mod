@@ -1,0 +1,3 @@
+module rqbench
+
+go 1.22
