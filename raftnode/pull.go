@@ -43,7 +43,7 @@ func (s pullServer) Pull(req *sqlraftv1.PullRequest, stream sqlraftv1.SnapshotPu
 	defer p.Body.Close()
 	first := &sqlraftv1.PullResponse{DbSize: p.DBSize}
 	for _, f := range p.Files {
-		first.Files = append(first.Files, &sqlraftv1.PullFile{Name: f.Name, Size: f.Size, Sha256: f.SHA256})
+		first.Files = append(first.Files, &sqlraftv1.PullFile{Name: f.Name, Size: f.Size, Sha256: f.SHA256, Crc32C: f.CRC32C})
 	}
 	sent := make(chan error, 1)
 	go func() { sent <- sendPull(stream, first, p.Body) }()
@@ -153,7 +153,8 @@ type pullBody struct {
 func (b *pullBody) pull(first *sqlraftv1.PullResponse) *snapshot.Pull {
 	p := &snapshot.Pull{DBSize: first.GetDbSize(), Body: b}
 	for _, f := range first.GetFiles() {
-		p.Files = append(p.Files, snapshot.PullFile{Name: f.GetName(), Size: f.GetSize(), SHA256: f.GetSha256()})
+		p.Files = append(p.Files, snapshot.PullFile{Name: f.GetName(), Size: f.GetSize(),
+			CRC32C: f.GetCrc32C(), SHA256: f.GetSha256()})
 	}
 	return p
 }
