@@ -79,7 +79,7 @@ func TestSHA256SnapshotsStillRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Restore(rc, t.TempDir()); !errors.Is(err, ErrChecksum) {
+	if _, err := Restore(rc, tempDir(t)); !errors.Is(err, ErrChecksum) {
 		t.Fatalf("restore of a corrupt sha256 snapshot: %v", err)
 	}
 }
