@@ -217,10 +217,12 @@ func (n *Node) startTransport() error {
 		}
 	}
 	n.listener = lis
-	n.server = grpc.NewServer(append([]grpc.ServerOption{
+	opts := []grpc.ServerOption{
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout}),
-	}, n.cfg.limit.RaftServerOptions()...)...)
+	}
+	opts = append(opts, raftFlowServerOptions()...) // flow.go
+	n.server = grpc.NewServer(append(opts, n.cfg.limit.RaftServerOptions()...)...)
 	n.transport.Register(n.server)
 	sqlraftv1.RegisterSnapshotPullServiceServer(n.server, pullServer{store: n.snapshots, closing: n.closing})
 	sqlraftv1.RegisterReadLeaseServiceServer(n.server, leaseServer{raft: &n.raftRef})

@@ -43,7 +43,7 @@ func (s pullServer) Pull(req *sqlraftv1.PullRequest, stream sqlraftv1.SnapshotPu
 	defer p.Body.Close()
 	first := &sqlraftv1.PullResponse{DbSize: p.DBSize}
 	for _, f := range p.Files {
-		first.Files = append(first.Files, &sqlraftv1.PullFile{Name: f.Name, Size: f.Size, Sha256: f.SHA256})
+		first.Files = append(first.Files, &sqlraftv1.PullFile{Name: f.Name, Size: f.Size, Sha256: f.SHA256, Crc32C: f.CRC32C})
 	}
 	sent := make(chan error, 1)
 	go func() { sent <- sendPull(stream, first, p.Body) }()
@@ -108,6 +108,12 @@ func pullStatus(err error) error {
 	return status.Error(codes.Internal, err.Error())
 }
 
+// pullPrefetch is how many data messages (of up to
+// snapshot.PullChunkBytes) a pull receives ahead of the snapshot store's
+// writes: receiving a message (gRPC reassembles it from its HTTP/2 frames
+// and decodes it, two copies) then overlaps writing the previous ones.
+const pullPrefetch = 4
+
 // fetchSnapshot is the snapshot store's Fetcher: it opens the pull m
 // offers, on a connection of its own to m.Address (with the Raft
 // transport's options: keepalive finds a leader that died). The pull ends
@@ -123,13 +129,15 @@ func (n *Node) fetchSnapshot(ctx context.Context, m snapshot.Manifest) (*snapsho
 	stopOnClose := context.AfterFunc(n.closing, func() { cancel(errors.New("node closing")) })
 	idle := n.cfg.leaseIdleTimeout()
 	watchdog := time.AfterFunc(idle, func() { cancel(fmt.Errorf("no data from %s for %v", m.Address, idle)) })
-	b := &pullBody{cc: cc, cancel: cancel, stopOnClose: stopOnClose, watchdog: watchdog, idle: idle, ctx: ctx}
+	b := &pullBody{cc: cc, cancel: cancel, stopOnClose: stopOnClose, watchdog: watchdog, idle: idle, ctx: ctx,
+		msgs: make(chan pullMessage, pullPrefetch), stopped: make(chan struct{})}
 	stream, err := sqlraftv1.NewSnapshotPullServiceClient(cc).Pull(ctx,
 		&sqlraftv1.PullRequest{Token: m.Token, SnapshotId: m.ID})
 	if err == nil {
 		b.stream = stream
 		var first *sqlraftv1.PullResponse
 		if first, err = b.recv(); err == nil {
+			go b.prefetch()
 			return b.pull(first), nil
 		}
 	}
@@ -137,7 +145,8 @@ func (n *Node) fetchSnapshot(ctx context.Context, m snapshot.Manifest) (*snapsho
 	return nil, err
 }
 
-// pullBody reads a pull's data messages as one stream of bytes.
+// pullBody reads a pull's data messages as one stream of bytes. Its
+// prefetch goroutine receives them into msgs, up to pullPrefetch ahead.
 type pullBody struct {
 	cc          *grpc.ClientConn
 	stream      grpc.ServerStreamingClient[sqlraftv1.PullResponse]
@@ -146,14 +155,25 @@ type pullBody struct {
 	stopOnClose func() bool
 	watchdog    *time.Timer
 	idle        time.Duration
+	msgs        chan pullMessage
+	stopped     chan struct{} // closed by Close: prefetch stops
 	buf         []byte
+	err         error // the error prefetch ended with, once Next met it
 	closeOnce   sync.Once
+}
+
+// pullMessage is a received message's data, or the error that ended the
+// pull (io.EOF at its end).
+type pullMessage struct {
+	data []byte
+	err  error
 }
 
 func (b *pullBody) pull(first *sqlraftv1.PullResponse) *snapshot.Pull {
 	p := &snapshot.Pull{DBSize: first.GetDbSize(), Body: b}
 	for _, f := range first.GetFiles() {
-		p.Files = append(p.Files, snapshot.PullFile{Name: f.GetName(), Size: f.GetSize(), SHA256: f.GetSha256()})
+		p.Files = append(p.Files, snapshot.PullFile{Name: f.GetName(), Size: f.GetSize(),
+			CRC32C: f.GetCrc32C(), SHA256: f.GetSha256()})
 	}
 	return p
 }
@@ -171,6 +191,27 @@ func (b *pullBody) recv() (*sqlraftv1.PullResponse, error) {
 	return msg, nil
 }
 
+// prefetch receives the data messages into msgs until the pull ends or
+// the body is closed. Each message's data is its own (gRPC decodes every
+// message into new memory), so it stays valid after the next Recv.
+func (b *pullBody) prefetch() {
+	for {
+		msg, err := b.recv()
+		m := pullMessage{data: msg.GetData(), err: err}
+		if err == nil && len(m.data) == 0 {
+			continue
+		}
+		select {
+		case b.msgs <- m:
+		case <-b.stopped:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
 // Read returns the pull's data; io.EOF once the leader has sent it all.
 func (b *pullBody) Read(p []byte) (int, error) {
 	c, err := b.Next(len(p))
@@ -181,11 +222,15 @@ func (b *pullBody) Read(p []byte) (int, error) {
 // from the message received last (snapshot.ChunkReader).
 func (b *pullBody) Next(max int) ([]byte, error) {
 	for len(b.buf) == 0 {
-		msg, err := b.recv()
-		if err != nil {
-			return nil, err
+		if b.err != nil {
+			return nil, b.err
 		}
-		b.buf = msg.GetData()
+		select {
+		case m := <-b.msgs:
+			b.buf, b.err = m.data, m.err
+		case <-b.stopped:
+			b.err = errors.New("snapshot pull closed")
+		}
 	}
 	n := min(max, len(b.buf))
 	c := b.buf[:n]
@@ -196,6 +241,7 @@ func (b *pullBody) Next(max int) ([]byte, error) {
 // Close ends the pull and its connection.
 func (b *pullBody) Close() error {
 	b.closeOnce.Do(func() {
+		close(b.stopped)
 		b.watchdog.Stop()
 		b.stopOnClose()
 		b.cancel(errors.New("pull closed"))

@@ -125,6 +125,7 @@ func raftDialOptions(closing context.Context, cfg Config) []grpc.DialOption {
 		grpc.WithConnectParams(raftConnectParams()),
 		grpc.WithChainUnaryInterceptor(w.unary),
 		grpc.WithChainStreamInterceptor(w.stream),
-	}, cfg.limit.RaftDialOptions()...)
+	}, raftFlowDialOptions()...) // flow.go
+	opts = append(opts, cfg.limit.RaftDialOptions()...)
 	return append(opts, cfg.RaftDialOptions...)
 }

@@ -371,7 +371,7 @@ func (c *Catalog) exists(path string) (bool, error) {
 	return err == nil, err
 }
 
-// hashFile describes the file at path: its size and sha256.
+// hashFile describes the file at path: its size and checksum (CRC-32C).
 func (c *Catalog) hashFile(path string) (fileEntry, error) {
 	f, err := c.fs.Open(path)
 	if err != nil {

@@ -1,9 +1,7 @@
 package snapshot
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -127,7 +125,7 @@ func (r *imageReader) indexWAL(lease *Lease, fsys FS, f source, i uint32, index 
 		return err
 	}
 	r.wals = append(r.wals, w)
-	hw := newHashingWriter(io.Discard)
+	hw := newHashingWriterFor(io.Discard, f.entry)
 	scan, err := scanWAL(io.TeeReader(w, hw))
 	if err == nil {
 		_, err = io.CopyBuffer(hw, w, make([]byte, 256<<10)) // the rest, which the scan did not need
@@ -135,9 +133,9 @@ func (r *imageReader) indexWAL(lease *Lease, fsys FS, f source, i uint32, index 
 	if err != nil {
 		return fmt.Errorf("snapshot file %s: %w", f.path, err)
 	}
-	if got := hw.entry(f.entry.Name); got.Size != f.entry.Size || got.SHA256 != f.entry.SHA256 {
-		return fmt.Errorf("snapshot file %s: %w (%d bytes, sha256 %s; want %d, %s)", f.path, ErrChecksum,
-			got.Size, got.SHA256, f.entry.Size, f.entry.SHA256)
+	if got := hw.entry(f.entry.Name); !f.entry.sameContent(got) {
+		return fmt.Errorf("snapshot file %s: %w (%d bytes, %s; want %d, %s)", f.path, ErrChecksum,
+			got.Size, got.checksum(), f.entry.Size, f.entry.checksum())
 	}
 	if scan.empty() {
 		return nil // checkpointing it changes nothing
@@ -251,7 +249,7 @@ func startBaseCheck(f *leasedReader, src source) *baseCheck {
 }
 
 func (c *baseCheck) run(f *leasedReader, src source) error {
-	sum := sha256.New()
+	sum := src.entry.newSum()
 	buf := make([]byte, 1<<20)
 	for off := int64(0); off < src.entry.Size; {
 		if c.stop.Load() {
@@ -267,10 +265,7 @@ func (c *baseCheck) run(f *leasedReader, src source) error {
 			return err
 		}
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != src.entry.SHA256 {
-		return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", src.path, ErrChecksum, got, src.entry.SHA256)
-	}
-	return nil
+	return src.entry.verifySum(src.path, sum)
 }
 
 // wait returns the check's outcome once it is known.

@@ -2,9 +2,7 @@ package snapshot
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,7 @@ import (
 //
 //	magic    8 bytes  "SQRSNAP1"
 //	length   4 bytes  big-endian length of the JSON header
-//	header   JSON     streamHeader: the files that follow, with sizes and sha256
+//	header   JSON     streamHeader: the files that follow, with sizes and checksums
 //	files    the files' bytes, back to back, in header order
 //
 // The first file is a complete SQLite database; each following one is a WAL
@@ -38,18 +36,23 @@ const (
 )
 
 // ErrChecksum reports a snapshot file whose content does not match the
-// size or sha256 recorded for it.
+// size or checksum recorded for it.
 var ErrChecksum = errors.New("snapshot checksum mismatch")
 
 // ErrFormat reports a stream that is not a sqlraft snapshot.
 var ErrFormat = errors.New("not a sqlraft snapshot stream")
 
 // fileEntry describes one data file: its name (inside a snapshot directory,
-// or its role in a stream), size and sha256.
+// or its role in a stream), size and checksum (checksum.go).
 type fileEntry struct {
-	Name   string `json:"name"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	// CRC32C is the lowercase hex CRC-32C of the content: what the store
+	// records for every file it writes.
+	CRC32C string `json:"crc32c,omitempty"`
+	// SHA256 is the lowercase hex sha256 of the content, recorded by
+	// older versions instead of CRC32C; still verified.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 type streamHeader struct {
@@ -124,13 +127,13 @@ func decodeHeader(js []byte) (streamHeader, error) {
 }
 
 // checkEntries checks the file list of a stream or a pull: the database
-// first, sizes not negative, sha256 of the right length.
+// first, sizes not negative, one checksum of the right length.
 func checkEntries(files []fileEntry) error {
 	if len(files) == 0 || files[0].Name != "db" {
 		return fmt.Errorf("%w: first file must be the database", ErrFormat)
 	}
 	for _, f := range files {
-		if f.Size < 0 || len(f.SHA256) != 64 {
+		if f.Size < 0 || !f.wellFormedSum() {
 			return fmt.Errorf("%w: bad entry %+v", ErrFormat, f)
 		}
 	}
@@ -159,10 +162,10 @@ func nextChunk(r io.Reader, buf []byte) ([]byte, error) {
 	return buf[:n], err
 }
 
-// copyExact copies exactly e.Size bytes from r to w, checking their sha256
+// copyExact copies exactly e.Size bytes from r to w, checking their checksum
 // against e if verify. Hashing a chunk runs in parallel with writing it.
 func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) error {
-	h := sha256.New()
+	h := e.newSum()
 	if !verify {
 		h = discardHash{}
 	}
@@ -194,10 +197,7 @@ func copyExact(w io.Writer, r io.Reader, e fileEntry, buf []byte, verify bool) e
 	if !verify {
 		return nil
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != e.SHA256 {
-		return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", e.Name, ErrChecksum, got, e.SHA256)
-	}
-	return nil
+	return e.verifySum(e.Name, h)
 }
 
 // discardHash is a hash.Hash that computes nothing.
@@ -219,7 +219,7 @@ func (discardHash) Size() int { return 0 }
 func (discardHash) BlockSize() int { return 1 }
 
 // verifiedAtSource reports whether r is (a wrapper of) a stream of this
-// package's Store: such a stream already checks every file's sha256 before
+// package's Store: such a stream already checks every file's checksum before
 // releasing its last bytes, so a reader in the same process need not hash
 // again.
 func verifiedAtSource(r io.Reader) bool {
@@ -242,7 +242,15 @@ type hashingWriter struct {
 	n int64
 }
 
-func newHashingWriter(w io.Writer) *hashingWriter { return &hashingWriter{w: w, h: sha256.New()} }
+// newHashingWriter hashes with the algorithm the store records for the
+// files it writes (CRC-32C).
+func newHashingWriter(w io.Writer) *hashingWriter { return newHashingWriterFor(w, fileEntry{}) }
+
+// newHashingWriterFor hashes with the algorithm of e's recorded checksum,
+// to verify a file against it.
+func newHashingWriterFor(w io.Writer, e fileEntry) *hashingWriter {
+	return &hashingWriter{w: w, h: e.newSum()}
+}
 
 // Write writes p through, hashing and counting what was written.
 func (hw *hashingWriter) Write(p []byte) (int, error) {
@@ -253,7 +261,7 @@ func (hw *hashingWriter) Write(p []byte) (int, error) {
 }
 
 func (hw *hashingWriter) entry(name string) fileEntry {
-	return fileEntry{Name: name, Size: hw.n, SHA256: hex.EncodeToString(hw.h.Sum(nil))}
+	return fileEntry{Name: name, Size: hw.n}.withSum(hw.h)
 }
 
 // source is one file of an outgoing stream: where it is on disk and what it
@@ -265,7 +273,7 @@ type source struct {
 
 // stream is the reader Store.Open returns. It reads each file through the
 // lease and verifies it while streaming: the last chunk of a file is
-// released only after the whole file matched its sha256, so a corrupt file
+// released only after the whole file matched its checksum, so a corrupt file
 // never reaches the receiver complete.
 type stream struct {
 	lease *Lease
@@ -325,7 +333,7 @@ func (s *stream) Next(max int) ([]byte, error) {
 }
 
 // fill reads the next chunk into pending; at the end of a file it checks
-// the file's sha256 before handing out the chunk.
+// the file's checksum before handing out the chunk.
 func (s *stream) fill() error {
 	if s.cur == nil {
 		if s.idx >= len(s.files) {
@@ -336,7 +344,7 @@ func (s *stream) fill() error {
 		if err != nil {
 			return err
 		}
-		s.cur, s.remaining, s.sum = rc, f.entry.Size, sha256.New()
+		s.cur, s.remaining, s.sum = rc, f.entry.Size, f.entry.newSum()
 	}
 	if s.buf == nil {
 		if s.chunk <= 0 {
@@ -357,9 +365,8 @@ func (s *stream) fill() error {
 	s.sum.Write(s.buf[:n])
 	s.remaining -= int64(n)
 	if s.remaining == 0 {
-		want := s.files[s.idx].entry.SHA256
-		if got := hex.EncodeToString(s.sum.Sum(nil)); got != want {
-			return fmt.Errorf("snapshot file %s: %w (sha256 %s, want %s)", s.files[s.idx].path, ErrChecksum, got, want)
+		if err := s.files[s.idx].entry.verifySum(s.files[s.idx].path, s.sum); err != nil {
+			return err
 		}
 		s.cur.Close()
 		s.cur = nil

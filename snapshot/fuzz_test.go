@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -139,13 +141,25 @@ func wellFormed(data []byte) ([][]byte, bool) {
 		if e.Size < 0 || e.Size > int64(len(rest)) {
 			return nil, false
 		}
-		sum := sha256.Sum256(rest[:e.Size])
-		if hex.EncodeToString(sum[:]) != e.SHA256 {
+		if !sumMatches(e, rest[:e.Size]) {
 			return nil, false
 		}
 		files, rest = append(files, rest[:e.Size]), rest[e.Size:]
 	}
 	return files, len(rest) == 0
+}
+
+// sumMatches checks data against e's one checksum, computed here with the
+// standard library rather than the package's code.
+func sumMatches(e fileEntry, data []byte) bool {
+	switch {
+	case e.CRC32C != "" && e.SHA256 == "":
+		return fmt.Sprintf("%08x", crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))) == e.CRC32C
+	case e.SHA256 != "" && e.CRC32C == "":
+		sum := sha256.Sum256(data)
+		return hex.EncodeToString(sum[:]) == e.SHA256
+	}
+	return false
 }
 
 // fileKey identifies a stream's content by its files' digests.
@@ -291,8 +305,12 @@ func malformed(f *testing.F, good []byte) [][]byte {
 		append([]byte(streamMagic), 0, 0x10, 0, 0, '{'),
 	}
 	db := sha256.Sum256(files[0])
+	dbCRC := fmt.Sprintf("%08x", crc32.Checksum(files[0], crc32.MakeTable(crc32.Castagnoli)))
 	for _, h := range []streamHeader{
 		{},
+		{Files: []fileEntry{{Name: "db", Size: int64(len(files[0])), CRC32C: dbCRC, SHA256: hex.EncodeToString(db[:])}}},
+		{Files: []fileEntry{{Name: "db", Size: int64(len(files[0])), CRC32C: "00"}}},
+		{Files: []fileEntry{{Name: "db", Size: int64(len(files[0]))}}},
 		{Files: []fileEntry{{Name: "wal", Size: int64(len(files[0])), SHA256: hex.EncodeToString(db[:])}}},
 		{Files: []fileEntry{{Name: "db", Size: -1, SHA256: hex.EncodeToString(db[:])}}},
 		{Files: []fileEntry{{Name: "db", Size: 1 << 62, SHA256: hex.EncodeToString(db[:])}}},

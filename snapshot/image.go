@@ -63,14 +63,14 @@ func (p streamPlan) header(files []source) streamHeader {
 }
 
 // expectedHeader is the header the stream will have, before any image is
-// built: an image is expected at dbSize, with a placeholder sha256 of the
+// built: an image is expected at dbSize, with a placeholder checksum of the
 // same length as the real one. Its length is therefore exact whenever
 // dbSize is (List reports it as the snapshot's Size).
 func (p streamPlan) expectedHeader() streamHeader {
 	if !p.image {
 		return p.header(p.chain)
 	}
-	return p.header([]source{{entry: fileEntry{Name: "db", Size: p.dbSize, SHA256: strings.Repeat("0", 64)}}})
+	return p.header([]source{{entry: fileEntry{Name: "db", Size: p.dbSize, CRC32C: strings.Repeat("0", crc32cHexLen)}}})
 }
 
 // newImagePath names a consolidated image for one stream. Images live in

@@ -20,7 +20,7 @@ import (
 // PullOptions.Address set, the stream Open hands Raft is only a manifest:
 // where to pull the files from and a single-use token. The follower's sink
 // pulls them through PullOptions.Fetch (a gRPC stream of large messages,
-// raftnode's SnapshotPullService), verifying each file's sha256 as it
+// raftnode's SnapshotPullService), verifying each file's checksum as it
 // arrives; the leader serves them with ServePull under the lease Open took.
 
 // tokenBytes is the size of an offer's token (hex-encoded in the manifest).
@@ -70,7 +70,11 @@ type PullFile struct {
 	Name string
 	// Size is the file's length in bytes.
 	Size int64
-	// SHA256 is the lowercase hex sha256 of its content.
+	// CRC32C is the lowercase hex CRC-32C of its content, or empty when
+	// the file's snapshot recorded its SHA256 instead (an older version
+	// wrote it).
+	CRC32C string
+	// SHA256 is the lowercase hex sha256 of its content, or empty.
 	SHA256 string
 }
 
@@ -233,7 +237,7 @@ func (c *Catalog) manifestLen(plan streamPlan) (int64, error) {
 // ServePull serves the pull of the offer token names, for snapshot id: the
 // chain's files as they are, or an image consolidated from them now (see
 // "What a stream sends"), read through the offer's lease and verified
-// against their sha256 as they are read. Closing the returned Body, or ctx
+// against their checksums as they are read. Closing the returned Body, or ctx
 // ending, ends the offer and releases the lease; so does Raft's call
 // ending, or the lease's idle timeout, after which Body's reads fail.
 func (c *Catalog) ServePull(ctx context.Context, token, id string) (*Pull, error) {
@@ -268,7 +272,7 @@ func (c *Catalog) ServePull(ctx context.Context, token, id string) (*Pull, error
 	h := o.plan.header(files)
 	p := &Pull{DBSize: h.DBSize, Body: st, Done: o.lease.ctx.Done(), lease: o.lease}
 	for _, f := range h.Files {
-		p.Files = append(p.Files, PullFile{Name: f.Name, Size: f.Size, SHA256: f.SHA256})
+		p.Files = append(p.Files, PullFile{Name: f.Name, Size: f.Size, CRC32C: f.CRC32C, SHA256: f.SHA256})
 	}
 	c.log.Debug("serving a snapshot pull", "id", id, "files", len(files), "image", o.plan.image)
 	return p, nil
@@ -298,7 +302,7 @@ func (c *Catalog) receivePull(ctx context.Context, r io.Reader, js []byte, dir s
 	defer p.Body.Close()
 	entries := make([]fileEntry, len(p.Files))
 	for i, f := range p.Files {
-		entries[i] = fileEntry{Name: f.Name, Size: f.Size, SHA256: f.SHA256}
+		entries[i] = fileEntry{Name: f.Name, Size: f.Size, CRC32C: f.CRC32C, SHA256: f.SHA256}
 	}
 	if err := checkEntries(entries); err != nil {
 		return recvResult{}, fmt.Errorf("pull snapshot %s from %s: %w", m.ID, m.Address, err)

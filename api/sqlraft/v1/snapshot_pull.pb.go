@@ -149,9 +149,13 @@ type PullFile struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Size in bytes.
 	Size int64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	// Lowercase hex sha256 of the content; the follower checks it before the
-	// snapshot becomes visible.
-	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Lowercase hex sha256 of the content, for a file an older version
+	// recorded with sha256; empty when crc32c is set. The follower checks the
+	// checksum before the snapshot becomes visible.
+	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// Lowercase hex CRC-32C (Castagnoli) of the content: what the snapshot
+	// store records for the files it writes.
+	Crc32C        string `protobuf:"bytes,4,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -207,6 +211,13 @@ func (x *PullFile) GetSha256() string {
 	return ""
 }
 
+func (x *PullFile) GetCrc32C() string {
+	if x != nil {
+		return x.Crc32C
+	}
+	return ""
+}
+
 var File_sqlraft_v1_snapshot_pull_proto protoreflect.FileDescriptor
 
 const file_sqlraft_v1_snapshot_pull_proto_rawDesc = "" +
@@ -220,11 +231,12 @@ const file_sqlraft_v1_snapshot_pull_proto_rawDesc = "" +
 	"\fPullResponse\x12*\n" +
 	"\x05files\x18\x01 \x03(\v2\x14.sqlraft.v1.PullFileR\x05files\x12\x17\n" +
 	"\adb_size\x18\x02 \x01(\x03R\x06dbSize\x12\x12\n" +
-	"\x04data\x18\x03 \x01(\fR\x04data\"J\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\"b\n" +
 	"\bPullFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
-	"\x06sha256\x18\x03 \x01(\tR\x06sha2562R\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x16\n" +
+	"\x06crc32c\x18\x04 \x01(\tR\x06crc32c2R\n" +
 	"\x13SnapshotPullService\x12;\n" +
 	"\x04Pull\x12\x17.sqlraft.v1.PullRequest\x1a\x18.sqlraft.v1.PullResponse0\x01B\xa1\x01\n" +
 	"\x0ecom.sqlraft.v1B\x11SnapshotPullProtoP\x01Z3github.com/sqlraft/sqlraft/api/sqlraft/v1;sqlraftv1\xa2\x02\x03SXX\xaa\x02\n" +
