@@ -142,7 +142,74 @@ func TestBackupIsTheLiveDatabase(t *testing.T) {
 	}
 	reader.Rollback()
 	e.checkLiveBackup("WAL partly copied")
+
+	// A WAL of more frames than the wal-index's first two blocks index
+	// (4062, then 4096 each), part of them copied.
+	e.mustSnapshot(true)
+	e.write(100, 100_000)
+	reader, err = raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	e.write(100, 100_000)
+	e.updateSameRows(30, 50)
+	if _, err := other.Exec("PRAGMA wal_checkpoint(PASSIVE)"); err != nil {
+		t.Fatal(err)
+	}
+	reader.Rollback()
+	e.write(100, 100_000)
+	e.write(100, 100_000) // about 9,800 frames: three blocks
+	e.checkLiveBackup("large WAL partly copied")
+	e.checkReadSizes()
 }
+
+// checkReadSizes reads the image of the live database in reads of sizes
+// that cut pages (a backup's own reads never do), and compares it with a
+// backup's file.
+func (e *env) checkReadSizes() {
+	e.t.Helper()
+	t := e.t.(*testing.T)
+	path := filepath.Join(tempDir(t), "backup.db")
+	if _, err := e.backupTo(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1000, 4096 + 24, 3 << 20} {
+		lease, err := e.store.backup.leases.Acquire(context.Background(), "test", livePaths(e.db.Path())...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pin, err := e.db.PinRead(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := e.store.backup.compose(lease, e.db, pin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(struct{ io.Reader }{readInSize{img, size}})
+		img.Close()
+		pin.Close()
+		lease.Release()
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("image read in %d-byte reads: %d bytes (%v), differs from the backup's %d", size, len(got), err, len(want))
+		}
+	}
+}
+
+// readInSize reads r in reads of at most size bytes.
+type readInSize struct {
+	r    io.Reader
+	size int
+}
+
+func (r readInSize) Read(p []byte) (int, error) { return r.r.Read(p[:min(len(p), r.size)]) }
 
 // TestBackupDuringWritesAndSnapshots backs up over and over while another
 // goroutine (the FSM's, as it were) writes, takes snapshots (whose

@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,8 @@ type imageReader struct {
 	patches   []pagePatch // sorted by page
 	next      int         // first patch not yet (entirely) read
 	pageSize  int64
+	salt      [8]byte // every WAL frame read must carry it
+	scratch   []byte  // frames read at once, before their pages are copied out
 	size      int64
 	pos       int64
 	err       error
@@ -72,9 +75,18 @@ func (r *imageReader) fill(b []byte) error {
 		if start >= end {
 			break
 		}
+		if start >= r.pos && start+r.pageSize <= end {
+			n := r.run(end)
+			if err := r.readRun(b, r.patches[r.next:r.next+n]); err != nil {
+				return err
+			}
+			r.next += n
+			continue
+		}
+		// A page b holds only part of.
 		lo, hi := max(start, r.pos), min(start+r.pageSize, end)
-		if _, err := r.wals[pp.wal].ReadAt(b[lo-r.pos:hi-r.pos], pp.off+lo-start); err != nil {
-			return fmt.Errorf("read page %d from a WAL: %w", pp.page, err)
+		if err := r.readPart(b[lo-r.pos:hi-r.pos], pp, lo-start); err != nil {
+			return err
 		}
 		if hi < start+r.pageSize {
 			break // the rest of this page goes in the next read
@@ -83,6 +95,74 @@ func (r *imageReader) fill(b []byte) error {
 	}
 	return nil
 }
+
+// run is how many patches from r.next on hold pages that follow one another
+// and lie wholly before end, in frames that follow one another in one WAL:
+// they are read with one read.
+func (r *imageReader) run(end int64) int {
+	frame := walFrameHeaderSize + r.pageSize
+	n := 1
+	for i := r.next + 1; i < len(r.patches); i++ {
+		p, q := r.patches[i-1], r.patches[i]
+		if q.page != p.page+1 || q.wal != p.wal || q.off != p.off+frame || int64(q.page)*r.pageSize > end {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// readRun reads the frames of run (see run) in one read, checks each
+// frame's header against its patch and copies its page into b.
+func (r *imageReader) readRun(b []byte, run []pagePatch) error {
+	frame := walFrameHeaderSize + r.pageSize
+	need := int64(len(run)) * frame
+	if int64(cap(r.scratch)) < need {
+		r.scratch = make([]byte, need)
+	}
+	s := r.scratch[:need]
+	if _, err := r.wals[run[0].wal].ReadAt(s, run[0].off-walFrameHeaderSize); err != nil {
+		return fmt.Errorf("read pages %d..%d from a WAL: %w", run[0].page, run[len(run)-1].page, err)
+	}
+	for i, pp := range run {
+		f := s[int64(i)*frame : int64(i+1)*frame]
+		if err := r.checkFrame(f[:walFrameHeaderSize], pp); err != nil {
+			return err
+		}
+		at := int64(pp.page-1)*r.pageSize - r.pos
+		copy(b[at:at+r.pageSize], f[walFrameHeaderSize:])
+	}
+	return nil
+}
+
+// readPart reads part of pp's page, from offset at in it, into b.
+func (r *imageReader) readPart(b []byte, pp pagePatch, at int64) error {
+	var h [walFrameHeaderSize]byte
+	if _, err := r.wals[pp.wal].ReadAt(h[:], pp.off-walFrameHeaderSize); err != nil {
+		return fmt.Errorf("read page %d from a WAL: %w", pp.page, err)
+	}
+	if err := r.checkFrame(h[:], pp); err != nil {
+		return err
+	}
+	if _, err := r.wals[pp.wal].ReadAt(b, pp.off+at); err != nil {
+		return fmt.Errorf("read page %d from a WAL: %w", pp.page, err)
+	}
+	return nil
+}
+
+// checkFrame checks a frame's header h: it holds pp's page and carries the
+// WAL's salt. The index the patches come from is SQLite's wal-index; the
+// WAL's own frame headers are what it must agree with.
+func (r *imageReader) checkFrame(h []byte, pp pagePatch) error {
+	if page := binary.BigEndian.Uint32(h[0:]); page != pp.page || string(h[8:16]) != string(r.salt[:]) {
+		return fmt.Errorf("%w: the WAL frame at %d holds page %d (salt %x), its index says page %d (salt %x)",
+			errIndexMismatch, pp.off-walFrameHeaderSize, page, h[8:16], pp.page, r.salt)
+	}
+	return nil
+}
+
+// errIndexMismatch: a WAL frame is not what the wal-index said.
+var errIndexMismatch = errors.New("WAL and wal-index disagree")
 
 // readBase reads the base's next bytes into b.
 func (r *imageReader) readBase(b []byte) error {

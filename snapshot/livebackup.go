@@ -100,7 +100,7 @@ func (b *LiveBackup) Backup(ctx context.Context, db LiveSource, send func(r io.R
 // compose opens the live database file and WAL through lease and returns
 // the reader of the image pin sees.
 func (b *LiveBackup) compose(lease *Lease, db LiveSource, pin *sqlitedb.LiveRead) (_ *imageReader, err error) {
-	r := &imageReader{pageSize: pin.PageSize, size: pin.Pages * pin.PageSize}
+	r := &imageReader{pageSize: pin.PageSize, size: pin.Pages * pin.PageSize, salt: pin.WALSalt}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -128,12 +128,13 @@ func (b *LiveBackup) compose(lease *Lease, db LiveSource, pin *sqlitedb.LiveRead
 	return r, nil
 }
 
-// indexLiveWAL reads the headers of WAL frames pin.Backfilled+1 ..
-// pin.WALFrames and returns, for each page of the database they hold, where
-// its newest version is, sorted by page. It checks what the wal-index
-// said against the WAL itself: the header's salt and page size, every
-// frame's salt, and the last frame being the commit of a database of
-// pin.Pages pages.
+// indexLiveWAL returns, for each page that WAL frames pin.Backfilled+1 ..
+// pin.WALFrames hold (pages past the database's end left out), where its
+// newest version is, sorted by page. The frames' page numbers come from
+// SQLite's wal-index (pin.FramePages), which is checked against the WAL:
+// the header's salt and page size, and the last frame being the commit of
+// a database of pin.Pages pages here; every frame the backup reads, as it
+// reads it (imageReader.checkFrame).
 func indexLiveWAL(wal io.ReaderAt, pin *sqlitedb.LiveRead) ([]pagePatch, error) {
 	var hdr [walHeaderSize]byte
 	if _, err := wal.ReadAt(hdr[:], 0); err != nil {
@@ -143,32 +144,27 @@ func indexLiveWAL(wal io.ReaderAt, pin *sqlitedb.LiveRead) ([]pagePatch, error) 
 		return nil, errors.New("the WAL's header does not match its wal-index")
 	}
 	frameSize := walFrameHeaderSize + pin.PageSize
-	perRead := max(1, int64(BackupChunk)/frameSize)
-	buf := make([]byte, perRead*frameSize)
-	last := map[uint32]int64{} // page -> frame (0-based)
-	var commit uint32
-	for first := pin.Backfilled; first < pin.WALFrames; first += perRead {
-		n := min(perRead, pin.WALFrames-first)
-		b := buf[:n*frameSize]
-		if _, err := wal.ReadAt(b, walHeaderSize+first*frameSize); err != nil {
-			return nil, fmt.Errorf("read frames %d..%d: %w", first+1, first+n, err)
-		}
-		for i := int64(0); i < n; i++ {
-			h := b[i*frameSize:]
-			if string(h[8:16]) != string(pin.WALSalt[:]) {
-				return nil, fmt.Errorf("frame %d has another salt than its wal-index", first+i+1)
-			}
-			last[binary.BigEndian.Uint32(h[0:])] = first + i
-			commit = binary.BigEndian.Uint32(h[4:])
-		}
+	last := map[uint32]int64{} // page -> frame (from 1)
+	var lastPage uint32
+	err := pin.FramePages(func(frame int64, page uint32) {
+		last[page], lastPage = frame, page
+	})
+	if err != nil {
+		return nil, err
 	}
-	if int64(commit) != pin.Pages {
-		return nil, fmt.Errorf("frame %d commits %d pages, the read sees %d", pin.WALFrames, commit, pin.Pages)
+	var fh [walFrameHeaderSize]byte
+	if _, err := wal.ReadAt(fh[:], walHeaderSize+(pin.WALFrames-1)*frameSize); err != nil {
+		return nil, fmt.Errorf("read frame %d: %w", pin.WALFrames, err)
+	}
+	if binary.BigEndian.Uint32(fh[0:]) != lastPage || int64(binary.BigEndian.Uint32(fh[4:])) != pin.Pages ||
+		string(fh[8:16]) != string(pin.WALSalt[:]) {
+		return nil, fmt.Errorf("%w: frame %d is not the commit of %d pages that the wal-index and the read say",
+			errIndexMismatch, pin.WALFrames, pin.Pages)
 	}
 	patches := make([]pagePatch, 0, len(last))
 	for p, f := range last {
 		if int64(p) <= pin.Pages { // a commit cut the database below it
-			patches = append(patches, pagePatch{page: p, off: walHeaderSize + f*frameSize + walFrameHeaderSize})
+			patches = append(patches, pagePatch{page: p, off: walHeaderSize + (f-1)*frameSize + walFrameHeaderSize})
 		}
 	}
 	slices.SortFunc(patches, func(a, b pagePatch) int { return int(int64(a.page) - int64(b.page)) })

@@ -206,3 +206,56 @@ func (r *LiveRead) Close() error {
 	})
 	return r.err
 }
+
+// The wal-index after its header is a sequence of 32 KiB blocks, one per
+// 4096 frames (the first block's share is smaller, the header taking its
+// start): each holds the page numbers of its frames (native-endian u32, in
+// frame order), then a hash table over them. Entries for frames up to a
+// read's mxFrame stay as they are while the read is open.
+const (
+	walIndexHeaderSize = 136
+	walIndexBlock      = 32 << 10
+	walIndexBlockPages = 4096
+	walIndexFirstPages = walIndexBlockPages - walIndexHeaderSize/4
+)
+
+// walIndexEntry is the offset in the wal-index of frame f's page number
+// (frames count from 1).
+func walIndexEntry(f int64) int64 {
+	if f <= walIndexFirstPages {
+		return walIndexHeaderSize + 4*(f-1)
+	}
+	k := (f-walIndexFirstPages-1)/walIndexBlockPages + 1
+	return k*walIndexBlock + 4*(f-walIndexFirstPages-(k-1)*walIndexBlockPages-1)
+}
+
+// FramePages calls fn with the page number of each WAL frame from
+// Backfilled+1 to WALFrames, in order, as the wal-index records them: 4
+// bytes read per frame instead of the frame's header in the WAL, which
+// would mean reading the whole WAL once more. The WAL's own frame headers
+// remain the reference: a backup checks each frame it reads against them.
+func (r *LiveRead) FramePages(fn func(frame int64, page uint32)) error {
+	if r.WALFrames == r.Backfilled {
+		return nil
+	}
+	f, err := os.Open(r.db.path + "-shm")
+	if err != nil {
+		return fmt.Errorf("live read: open the wal-index: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4*walIndexBlockPages)
+	for first := r.Backfilled + 1; first <= r.WALFrames; {
+		// The frames from first to the end of its block, or to WALFrames.
+		off := walIndexEntry(first)
+		n := min(r.WALFrames-first+1, (walIndexBlock*((off/walIndexBlock)+1)-walIndexBlock/2-off)/4)
+		b := buf[:4*n]
+		if _, err := f.ReadAt(b, off); err != nil {
+			return fmt.Errorf("live read: read the wal-index: %w", err)
+		}
+		for i := int64(0); i < n; i++ {
+			fn(first+i, binary.NativeEndian.Uint32(b[4*i:]))
+		}
+		first += n
+	}
+	return nil
+}
