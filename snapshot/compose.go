@@ -13,12 +13,11 @@ import (
 // database this way, as its read transaction sees it, without writing the
 // image anywhere.
 
-// pagePatch is where the newest version of one page is: in which WAL, at
-// which offset (of the page image, after the frame's header).
+// pagePatch is where the newest version of one page is: the WAL frame
+// that holds it (frames count from 1).
 type pagePatch struct {
-	page uint32
-	wal  uint32
-	off  int64
+	page  uint32
+	frame uint32
 }
 
 // imageReader reads a base database file, cut or extended (with zeros) to
@@ -27,7 +26,7 @@ type pagePatch struct {
 type imageReader struct {
 	base      *leasedReader
 	baseLimit int64 // the base's bytes that are part of the image
-	wals      []*leasedReader
+	wal       *leasedReader
 	patches   []pagePatch // sorted by page
 	next      int         // first patch not yet (entirely) read
 	pageSize  int64
@@ -100,11 +99,10 @@ func (r *imageReader) fill(b []byte) error {
 // and lie wholly before end, in frames that follow one another in one WAL:
 // they are read with one read.
 func (r *imageReader) run(end int64) int {
-	frame := walFrameHeaderSize + r.pageSize
 	n := 1
 	for i := r.next + 1; i < len(r.patches); i++ {
 		p, q := r.patches[i-1], r.patches[i]
-		if q.page != p.page+1 || q.wal != p.wal || q.off != p.off+frame || int64(q.page)*r.pageSize > end {
+		if q.page != p.page+1 || q.frame != p.frame+1 || int64(q.page)*r.pageSize > end {
 			break
 		}
 		n++
@@ -121,7 +119,7 @@ func (r *imageReader) readRun(b []byte, run []pagePatch) error {
 		r.scratch = make([]byte, need)
 	}
 	s := r.scratch[:need]
-	if _, err := r.wals[run[0].wal].ReadAt(s, run[0].off-walFrameHeaderSize); err != nil {
+	if _, err := r.wal.ReadAt(s, r.frameOffset(run[0])); err != nil {
 		return fmt.Errorf("read pages %d..%d from a WAL: %w", run[0].page, run[len(run)-1].page, err)
 	}
 	for i, pp := range run {
@@ -138,13 +136,13 @@ func (r *imageReader) readRun(b []byte, run []pagePatch) error {
 // readPart reads part of pp's page, from offset at in it, into b.
 func (r *imageReader) readPart(b []byte, pp pagePatch, at int64) error {
 	var h [walFrameHeaderSize]byte
-	if _, err := r.wals[pp.wal].ReadAt(h[:], pp.off-walFrameHeaderSize); err != nil {
+	if _, err := r.wal.ReadAt(h[:], r.frameOffset(pp)); err != nil {
 		return fmt.Errorf("read page %d from a WAL: %w", pp.page, err)
 	}
 	if err := r.checkFrame(h[:], pp); err != nil {
 		return err
 	}
-	if _, err := r.wals[pp.wal].ReadAt(b, pp.off+at); err != nil {
+	if _, err := r.wal.ReadAt(b, r.frameOffset(pp)+walFrameHeaderSize+at); err != nil {
 		return fmt.Errorf("read page %d from a WAL: %w", pp.page, err)
 	}
 	return nil
@@ -155,10 +153,15 @@ func (r *imageReader) readPart(b []byte, pp pagePatch, at int64) error {
 // WAL's own frame headers are what it must agree with.
 func (r *imageReader) checkFrame(h []byte, pp pagePatch) error {
 	if page := binary.BigEndian.Uint32(h[0:]); page != pp.page || string(h[8:16]) != string(r.salt[:]) {
-		return fmt.Errorf("%w: the WAL frame at %d holds page %d (salt %x), its index says page %d (salt %x)",
-			errIndexMismatch, pp.off-walFrameHeaderSize, page, h[8:16], pp.page, r.salt)
+		return fmt.Errorf("%w: WAL frame %d holds page %d (salt %x), the index says page %d (salt %x)",
+			errIndexMismatch, pp.frame, page, h[8:16], pp.page, r.salt)
 	}
 	return nil
+}
+
+// frameOffset is where pp's frame (its header) starts in the WAL.
+func (r *imageReader) frameOffset(pp pagePatch) int64 {
+	return walHeaderSize + int64(pp.frame-1)*(walFrameHeaderSize+r.pageSize)
 }
 
 // errIndexMismatch: a WAL frame is not what the wal-index said.
@@ -180,11 +183,9 @@ func (r *imageReader) Close() error {
 		r.base.Close()
 		r.base = nil
 	}
-	for i, w := range r.wals {
-		if w != nil {
-			w.Close()
-			r.wals[i] = nil
-		}
+	if r.wal != nil {
+		r.wal.Close()
+		r.wal = nil
 	}
 	if r.err == nil {
 		r.err = errors.New("image closed")

@@ -121,7 +121,7 @@ func (b *LiveBackup) compose(lease *Lease, db LiveSource, pin *sqlitedb.LiveRead
 	if err != nil {
 		return nil, err
 	}
-	r.wals = []*leasedReader{wal}
+	r.wal = wal
 	if r.patches, err = indexLiveWAL(wal, pin); err != nil {
 		return nil, fmt.Errorf("backup: live WAL %s: %w", db.WALPath(), err)
 	}
@@ -144,10 +144,10 @@ func indexLiveWAL(wal io.ReaderAt, pin *sqlitedb.LiveRead) ([]pagePatch, error) 
 		return nil, errors.New("the WAL's header does not match its wal-index")
 	}
 	frameSize := walFrameHeaderSize + pin.PageSize
-	last := map[uint32]int64{} // page -> frame (from 1)
+	last := map[uint32]uint32{} // page -> its newest frame
 	var lastPage uint32
 	err := pin.FramePages(func(frame int64, page uint32) {
-		last[page], lastPage = frame, page
+		last[page], lastPage = uint32(frame), page
 	})
 	if err != nil {
 		return nil, err
@@ -164,7 +164,7 @@ func indexLiveWAL(wal io.ReaderAt, pin *sqlitedb.LiveRead) ([]pagePatch, error) 
 	patches := make([]pagePatch, 0, len(last))
 	for p, f := range last {
 		if int64(p) <= pin.Pages { // a commit cut the database below it
-			patches = append(patches, pagePatch{page: p, off: walHeaderSize + (f-1)*frameSize + walFrameHeaderSize})
+			patches = append(patches, pagePatch{page: p, frame: f})
 		}
 	}
 	slices.SortFunc(patches, func(a, b pagePatch) int { return int(int64(a.page) - int64(b.page)) })
