@@ -57,8 +57,9 @@ func (r *imageReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// fill reads the image's bytes at r.pos into b: the base's part, zeros past
-// it, then the pages the WALs hold over them.
+// fill reads the image's bytes at r.pos into b: the base's part, the pages
+// the WAL holds over it and past it, and zeros in between (a page past the
+// base's end that no frame holds).
 func (r *imageReader) fill(b []byte) error {
 	end := r.pos + int64(len(b))
 	fromBase := max(0, min(end, r.baseLimit)-r.pos)
@@ -67,12 +68,15 @@ func (r *imageReader) fill(b []byte) error {
 			return err
 		}
 	}
-	clear(b[fromBase:])
+	filled := fromBase // b[:filled] holds the image
 	for r.next < len(r.patches) {
 		pp := r.patches[r.next]
 		start := int64(pp.page-1) * r.pageSize
 		if start >= end {
 			break
+		}
+		if at := start - r.pos; at > filled {
+			clear(b[filled:at])
 		}
 		if start >= r.pos && start+r.pageSize <= end {
 			n := r.run(end)
@@ -80,6 +84,7 @@ func (r *imageReader) fill(b []byte) error {
 				return err
 			}
 			r.next += n
+			filled = max(filled, int64(r.patches[r.next-1].page)*r.pageSize-r.pos)
 			continue
 		}
 		// A page b holds only part of.
@@ -87,11 +92,13 @@ func (r *imageReader) fill(b []byte) error {
 		if err := r.readPart(b[lo-r.pos:hi-r.pos], pp, lo-start); err != nil {
 			return err
 		}
+		filled = max(filled, hi-r.pos)
 		if hi < start+r.pageSize {
 			break // the rest of this page goes in the next read
 		}
 		r.next++
 	}
+	clear(b[filled:])
 	return nil
 }
 
