@@ -28,10 +28,11 @@ type SnapshotStore interface {
 	// OpenContext opens a snapshot's stream for a reader other than Raft
 	// under a lease named name; ending ctx revokes the lease.
 	OpenContext(ctx context.Context, name, id string) (*raft.SnapshotMeta, io.ReadCloser, error)
-	// Backup hands send snapshot id as a plain SQLite file, composed from
-	// the snapshot's files as send reads it, under a lease that lasts until
-	// send returns.
-	Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error
+	// BackupLive hands send the live database as a plain SQLite file, as
+	// of the moment it starts, composed from the live files as send reads
+	// it, under a lease (which an install waits for) that lasts until send
+	// returns.
+	BackupLive(ctx context.Context, db snapshot.LiveSource, send func(r io.Reader, pos sqlitedb.Position, size int64) error) error
 	// ServePull serves another node's pull of a snapshot this node's Raft
 	// offered it (see pull.go).
 	ServePull(ctx context.Context, token, id string) (*snapshot.Pull, error)

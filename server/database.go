@@ -191,6 +191,20 @@ func (w *backupWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteChunk sends b as one message without copying it
+// (snapshot.ChunkWriter): the codec hands b itself to the transport, which
+// calls release once it has written it out.
+func (w *backupWriter) WriteChunk(b []byte, release func()) error {
+	if len(b) > backupChunk {
+		_, err := w.Write(b)
+		release()
+		return err
+	}
+	msg := &backupFrame{header: w.header, data: b, release: release}
+	w.header = nil
+	return w.d.s.send(w.stream, msg)
+}
+
 func (w *backupWriter) send(data []byte) error {
 	msg := &sqlraftv1.BackupResponse{Data: data, Header: w.header}
 	w.header = nil

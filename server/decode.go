@@ -42,8 +42,14 @@ func decodeCodecOption() grpc.ServerOption { return grpc.ForceServerCodecV2(deco
 
 func (decodeCodec) base() encoding.CodecV2 { return encoding.GetCodecV2(proto.Name) }
 
-// Marshal encodes with the protobuf codec.
-func (c decodeCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base().Marshal(v) }
+// Marshal encodes with the protobuf codec; a backupFrame as the
+// BackupResponse it stands for, without copying its data.
+func (c decodeCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if f, ok := v.(*backupFrame); ok {
+		return f.marshal()
+	}
+	return c.base().Marshal(v)
+}
 
 // Unmarshal decodes with the protobuf codec, into a decodeTarget's message
 // when given one.

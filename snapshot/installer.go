@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,13 @@ type liveSwapFence interface {
 	// fenceLiveCopy waits for a copy of the live file in progress and makes
 	// every copy of an earlier capture fail.
 	fenceLiveCopy()
+}
+
+// liveFileLeases is what an Installer needs of the LeaseManager: to swap
+// the live database's files only once no backup's lease covers them, new
+// backups waiting meanwhile. LeaseManager implements it.
+type liveFileLeases interface {
+	Exclusive(ctx context.Context, op string, paths []string, fn func() error) error
 }
 
 // captureSuperseder is what an Installer needs of the Catalog: to mark
@@ -66,13 +74,15 @@ type ownSnapshots interface {
 type Installer struct {
 	fs      FS
 	live    liveSwapFence
+	backups liveFileLeases
+	ctx     context.Context // the store's: ends a wait for backups when it closes
 	catalog captureSuperseder
 	own     ownSnapshots
 	errs    *lastError
 }
 
-func newInstaller(fsys FS, live liveSwapFence, catalog *Catalog, errs *lastError) *Installer {
-	return &Installer{fs: fsys, live: live, catalog: catalog, own: catalog, errs: errs}
+func newInstaller(fsys FS, live liveSwapFence, catalog *Catalog, leases liveFileLeases, errs *lastError) *Installer {
+	return &Installer{fs: fsys, live: live, backups: leases, ctx: catalog.ctx, catalog: catalog, own: catalog, errs: errs}
 }
 
 // Install is FSM.Restore for a database kept by this store's node: it
@@ -141,8 +151,12 @@ func (i *Installer) swap(db InstallTarget, path string) error {
 	// Wait for a full snapshot's copy of the live file in progress, and make
 	// any copy not yet started fail instead of reading the new file.
 	i.live.fenceLiveCopy()
-	if err := db.Replace(path, i.fs); err != nil {
-		return fmt.Errorf("replace database: %w", err)
-	}
-	return nil
+	// A backup reads the live files through a lease (LiveBackup): the swap
+	// waits for it, as a snapshot file's rename waits for a stream's.
+	return i.backups.Exclusive(i.ctx, "install into the live database", livePaths(db.Path()), func() error {
+		if err := db.Replace(path, i.fs); err != nil {
+			return fmt.Errorf("replace database: %w", err)
+		}
+		return nil
+	})
 }

@@ -297,6 +297,9 @@ func (l *Lease) watch() {
 	}
 }
 
+// Done is closed once the lease has ended, for whatever reason.
+func (l *Lease) Done() <-chan struct{} { return l.ctx.Done() }
+
 // Touch records reader activity, postponing idle revocation.
 func (l *Lease) Touch() { l.lastRead.Store(time.Now().UnixNano()) }
 

@@ -95,15 +95,33 @@ func (ra *readAhead) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// ChunkWriter is a writer that can take a chunk without copying it: it
+// calls release once it no longer needs b (which may be after WriteChunk
+// returned, or never if the chunk is dropped), and only then is b reused.
+type ChunkWriter interface {
+	WriteChunk(b []byte, release func()) error
+}
+
 // WriteTo writes the source's bytes to w in the chunks they were read in
 // (BackupChunk for a backup), without copying them first, until the source
-// ends (it returns nil then) or fails, or w fails. w must not keep a chunk
-// after its Write returns.
+// ends (it returns nil then) or fails, or w fails. If w is a ChunkWriter,
+// it gets each chunk whole and gives the buffer back when it is done with
+// it; otherwise w must not keep a chunk after its Write returns.
 func (ra *readAhead) WriteTo(w io.Writer) (int64, error) {
+	cw, _ := w.(ChunkWriter)
 	var total int64
 	for {
 		if len(ra.cur) > 0 {
-			n, err := w.Write(ra.cur)
+			var n int
+			var err error
+			if cw != nil {
+				buf, once := ra.buf, new(sync.Once)
+				ra.buf = nil // given away: release brings it back
+				err = cw.WriteChunk(ra.cur, func() { once.Do(func() { ra.free <- buf[:cap(buf)] }) })
+				n = len(ra.cur)
+			} else {
+				n, err = w.Write(ra.cur)
+			}
 			total += int64(n)
 			ra.cur = ra.cur[n:]
 			if err != nil {

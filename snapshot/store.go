@@ -99,6 +99,7 @@ type Store struct {
 	catalog *Catalog
 	capture *WALCapture
 	install *Installer
+	backup  *LiveBackup
 	leases  leaseCounter
 	errs    *lastError
 }
@@ -136,7 +137,8 @@ func New(dir string, opts Options) (*Store, error) {
 	return &Store{
 		catalog: catalog,
 		capture: capture,
-		install: newInstaller(opts.FS, capture, catalog, errs),
+		install: newInstaller(opts.FS, capture, catalog, leases, errs),
+		backup:  &LiveBackup{fs: opts.FS, leases: leases, log: opts.Logger},
 		leases:  leases,
 		errs:    errs,
 	}, nil
@@ -173,10 +175,10 @@ func (s *Store) OpenContext(ctx context.Context, name, id string) (*raft.Snapsho
 	return s.catalog.OpenContext(ctx, name, id)
 }
 
-// Backup hands send snapshot id as one plain SQLite file, composed from
-// the snapshot's files as send reads it; see Catalog.Backup.
-func (s *Store) Backup(ctx context.Context, id string, send func(r io.Reader, meta *raft.SnapshotMeta) error) error {
-	return s.catalog.Backup(ctx, id, send)
+// BackupLive hands send the live database db as one SQLite file, as of
+// the moment it starts, while writes go on; see LiveBackup.Backup.
+func (s *Store) BackupLive(ctx context.Context, db LiveSource, send func(r io.Reader, pos sqlitedb.Position, size int64) error) error {
+	return s.backup.Backup(ctx, db, send)
 }
 
 // Consolidate folds the latest snapshot's chain into one full snapshot;

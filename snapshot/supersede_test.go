@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/sqlraft/sqlraft/internal/sqlitedb"
 )
 
 // buildChain takes a full snapshot and n incrementals, each after a few
@@ -317,7 +319,7 @@ func withoutSnapshotFiles(paths []string) []string {
 
 // TestBackupLeavesNothingBehind backs up through the store (as the node's
 // Backup does) and lists the whole directory afterwards: the backup is
-// the database at the snapshot's index, and neither the store nor the
+// the live database at the index it reports, and neither the store nor the
 // database's directory keeps anything of it, whether send succeeds or
 // fails. On StrictFS, and under wine (scripts/test-windows.sh), a file
 // still open at removal would fail, as on Windows.
@@ -326,11 +328,12 @@ func TestBackupLeavesNothingBehind(t *testing.T) {
 	e.buildChain(2)
 	before := withoutSnapshotFiles(treeOf(t, e.dir))
 	out := filepath.Join(tempDir(t), "backup.db")
-	head, _ := e.store.Latest()
+	e.write(5, 500) // some pages in the WAL
+	want := e.checksum()
 	for _, failSend := range []bool{false, true} {
-		err := e.store.Backup(context.Background(), head.ID, func(r io.Reader, meta *raft.SnapshotMeta) error {
-			if meta.ID != head.ID || meta.Index != head.Index {
-				t.Errorf("backup of %s reports %s at %d", head.ID, meta.ID, meta.Index)
+		err := e.store.BackupLive(context.Background(), e.db, func(r io.Reader, pos sqlitedb.Position, _ int64) error {
+			if pos.Index != e.index {
+				t.Errorf("backup at index %d reports %d", e.index, pos.Index)
 			}
 			if failSend {
 				return errors.New("client went away")
@@ -347,8 +350,8 @@ func TestBackupLeavesNothingBehind(t *testing.T) {
 			t.Fatalf("open handles after the backup: %v", open)
 		}
 	}
-	if got := checksumOfFile(t, out); got != e.sums[head.Index] {
-		t.Fatalf("backup holds %s, want the database at index %d (%s)", got, head.Index, e.sums[head.Index])
+	if got := checksumOfFile(t, out); got != want {
+		t.Fatalf("backup holds %s, want the database at index %d (%s)", got, e.index, want)
 	}
 }
 

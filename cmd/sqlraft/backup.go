@@ -46,7 +46,10 @@ func saveBackup(ctx context.Context, conn *grpc.ClientConn, path string) (size i
 	}
 	defer os.Remove(tmp)
 	err = func() error {
-		stream, err := sqlraftv1.NewDatabaseServiceClient(conn).Backup(ctx, &sqlraftv1.BackupRequest{})
+		// Each message's data is written out before the next is received,
+		// so it may be decoded into one reused buffer (backupCodec).
+		stream, err := sqlraftv1.NewDatabaseServiceClient(conn).Backup(ctx, &sqlraftv1.BackupRequest{},
+			grpc.ForceCodecV2(&backupCodec{}))
 		if err != nil {
 			return err
 		}

@@ -79,6 +79,11 @@ type DB struct {
 	checkers chan *conn
 	streams  chan struct{} // one token per QueryStream in progress
 
+	// writeMu is held by every write transaction (Begin until Commit or
+	// Rollback) and checkpoint: PinRead takes it to start its read
+	// transaction while nothing writes to the WAL (see liveread.go).
+	writeMu sync.Mutex
+
 	streamMu sync.Mutex                        // guards active
 	active   map[*conn]context.CancelCauseFunc // streams in progress
 

@@ -57,6 +57,8 @@ func (db *DB) Checkpoint(busyTimeout time.Duration) (CheckpointResult, error) {
 	if db.closed {
 		return CheckpointResult{}, ErrClosed
 	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
 	w := db.writer
 	setBusy := func(ms int64) error {
 		return w.internal(func() error {

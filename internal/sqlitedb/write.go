@@ -32,13 +32,16 @@ func (db *DB) Begin() (*Tx, error) {
 		db.mu.RUnlock()
 		return nil, ErrClosed
 	}
+	db.writeMu.Lock()
 	tx := &Tx{db: db, c: db.writer}
 	tx.c.budget.reset(Limits{}) // no limits until SetLimits
 	if err := db.applyMaxPages(); err != nil {
+		db.writeMu.Unlock()
 		db.mu.RUnlock()
 		return nil, err
 	}
 	if err := tx.c.execPrepared(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		db.writeMu.Unlock()
 		db.mu.RUnlock()
 		return nil, err
 	}
@@ -112,6 +115,7 @@ func environmental(err error) bool {
 // transaction is rolled back, so the writer is never left inside one.
 func (tx *Tx) Commit() error {
 	defer tx.db.mu.RUnlock()
+	defer tx.db.writeMu.Unlock()
 	if tx.c.AutoCommit() {
 		return errors.New("transaction was rolled back by SQLite before commit")
 	}
@@ -128,6 +132,7 @@ func (tx *Tx) Commit() error {
 // Rollback abandons the transaction.
 func (tx *Tx) Rollback() error {
 	defer tx.db.mu.RUnlock()
+	defer tx.db.writeMu.Unlock()
 	if tx.c.AutoCommit() {
 		return nil
 	}
