@@ -187,6 +187,7 @@ rq_big_rows() {
     sleep 0.1
   done
   echo "  waited $(since "$t0") s for the leader's WAL to empty ($(stat -c %s "$data/n$l/db.sqlite-wal" 2>/dev/null || echo 0) bytes left)" >&2
+  sync # as bench-cluster.sh does: the row times the backup, not the fill's writeback
   # A backup that meets a snapshot in progress fails ("CAS conflict"): the
   # row times the first attempt that succeeds (at most 20, 0.5 s apart).
   for n in $(seq 1 20); do
