@@ -29,8 +29,8 @@ import (
 // configuration: Node.Changed), when the term moves, and while a
 // leadership transfer is under way (a transfer is the one case where
 // followers vote despite having a leader). A restarted node forgets whom it
-// followed, so a node does not start Raft until a lease that counted on it
-// before the restart has run out (waitOutGrants).
+// followed, so a node votes for no one until a lease that counted on it
+// before the restart has run out (grantsEnd, voteGate).
 type readLease struct {
 	length    time.Duration // the longest lease
 	heartbeat time.Duration // the followers' heartbeat timeout
@@ -241,27 +241,26 @@ func answerLease(r *raft.Raft, q leaseQuestion) leaseAnswer {
 	return leaseAnswer{following: true, contactAge: time.Since(last)}
 }
 
-// grantsOutstanding records, per data directory, when a node of this
-// process last closed, for waitOutGrants.
+// grantsClosed records, per data directory, when a node of this process
+// last closed, for grantsEnd.
 var (
 	grantsMu      sync.Mutex
 	grantsClosed  = map[string]time.Time{}
 	processStarts = time.Now()
 )
 
-// waitOutGrants waits until no lease this node may have granted before it
-// (re)started is still running: length since this process started, or
-// since a node on the same directory last closed in this process.
-func waitOutGrants(dataDir string, length time.Duration) {
+// grantsEnd returns when no lease this node may have granted before it
+// (re)started can still run: length after this process started, or after a
+// node on the same directory last closed in this process. Until then the
+// node must not vote (voteGate).
+func grantsEnd(dataDir string, length time.Duration) time.Time {
 	grantsMu.Lock()
+	defer grantsMu.Unlock()
 	from := processStarts
 	if t, ok := grantsClosed[dataDir]; ok && t.After(from) {
 		from = t
 	}
-	grantsMu.Unlock()
-	if d := time.Until(from.Add(length)); d > 0 {
-		time.Sleep(d)
-	}
+	return from.Add(length)
 }
 
 // noteClosed records that the node on dataDir stopped answering.

@@ -267,19 +267,79 @@ func TestLeaseRenewedBeforeItEnds(t *testing.T) {
 	}
 }
 
-// A node reopened on the same directory in this process waits out the
-// leases it may have granted before it closed.
-func TestWaitOutGrants(t *testing.T) {
+// A node reopened on the same directory in this process votes for no one
+// until the leases it may have granted before it closed have ended.
+func TestGrantsEnd(t *testing.T) {
 	dir := t.TempDir()
+	before := time.Now()
 	noteClosed(dir)
-	start := time.Now()
-	waitOutGrants(dir, 50*time.Millisecond)
-	if d := time.Since(start); d < 40*time.Millisecond {
-		t.Fatalf("waited %v after a close, want about 50ms", d)
+	if end := grantsEnd(dir, 50*time.Millisecond); end.Before(before.Add(50 * time.Millisecond)) {
+		t.Fatalf("grants end %v after the close, want 50ms", end.Sub(before))
 	}
-	start = time.Now()
-	waitOutGrants(t.TempDir(), time.Millisecond) // the process started long ago
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("waited %v for a directory never closed", d)
+	if end := grantsEnd(t.TempDir(), time.Millisecond); !end.Equal(processStarts.Add(time.Millisecond)) {
+		t.Fatalf("a directory never closed: grants end %v after the process started, want 1ms", end.Sub(processStarts))
+	}
+}
+
+// The vote gate answers vote and pre-vote requests itself, with no vote,
+// until it opens, and hands every other RPC to Raft; afterwards it hands
+// on everything.
+func TestVoteGate(t *testing.T) {
+	_, peer := raft.NewInmemTransport("")
+	addr, inner := raft.NewInmemTransport("")
+	peer.Connect(addr, inner)
+	var clock atomic.Int64 // nanoseconds past start
+	start := time.Unix(1000, 0)
+	g := newVoteGate(inner, start.Add(time.Second), func() time.Time { return start.Add(time.Duration(clock.Load())) })
+	if g == nil {
+		t.Fatal("no gate for the in-memory transport")
+	}
+	defer g.Close()
+	// call sends an RPC from peer and reports whether the gate handed it to
+	// Raft (which then answers it) or answered it itself.
+	call := func(rpc func() error) (handed bool) {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- rpc() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return false
+		case r := <-g.Consumer():
+			switch r.Command.(type) {
+			case *raft.RequestVoteRequest:
+				r.Respond(&raft.RequestVoteResponse{Granted: true}, nil)
+			case *raft.AppendEntriesRequest:
+				r.Respond(&raft.AppendEntriesResponse{Success: true}, nil)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			return true
+		case <-time.After(30 * time.Second):
+			t.Fatal("neither answered nor handed on")
+			return false
+		}
+	}
+	var vote raft.RequestVoteResponse
+	if call(func() error { return peer.RequestVote("", addr, &raft.RequestVoteRequest{Term: 7}, &vote) }) {
+		t.Fatal("a vote request reached Raft while the gate was closed")
+	}
+	if vote.Granted || vote.Term != 0 {
+		t.Fatalf("answer %+v, want no vote, term 0", vote)
+	}
+	var pre raft.RequestPreVoteResponse
+	if call(func() error { return peer.RequestPreVote("", addr, &raft.RequestPreVoteRequest{Term: 7}, &pre) }) || pre.Granted {
+		t.Fatalf("a pre-vote request reached Raft while the gate was closed, or was granted: %+v", pre)
+	}
+	var app raft.AppendEntriesResponse
+	if !call(func() error { return peer.AppendEntries("", addr, &raft.AppendEntriesRequest{Term: 7}, &app) }) || !app.Success {
+		t.Fatal("AppendEntries did not reach Raft while the gate was closed")
+	}
+	clock.Store(int64(time.Second))
+	if !call(func() error { return peer.RequestVote("", addr, &raft.RequestVoteRequest{Term: 8}, &vote) }) || !vote.Granted {
+		t.Fatal("a vote request did not reach Raft once the gate opened")
 	}
 }

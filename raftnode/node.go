@@ -55,6 +55,7 @@ type Node struct {
 	reads        *readIndex
 	lease        *readLease    // nil when Config.ReadLease is off
 	leaseClients *leaseClients // the lease's connections to the voters
+	voteGate     *voteGate     // refuses votes for a while after start (with leases)
 	raftRef      atomic.Pointer[raft.Raft]
 	stateIndexes stateIndexMemo // see stateIndex
 	lag          *applyLag
@@ -129,10 +130,16 @@ func (n *Node) open() error {
 	if err := n.startTransport(); err != nil {
 		return err
 	}
-	if cfg.ReadLease > 0 {
-		waitOutGrants(cfg.DataDir, cfg.ReadLease) // see readLease
+	trans := n.transport.Transport()
+	if cfg.ReadLease > 0 { // no votes until leases granted before a restart have ended (readLease)
+		until := grantsEnd(cfg.DataDir, cfg.ReadLease)
+		if n.voteGate = newVoteGate(trans, until, time.Now); n.voteGate != nil {
+			trans = n.voteGate
+		} else {
+			time.Sleep(time.Until(until))
+		}
 	}
-	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logs, n.logStore, n.snapshots, n.transport.Transport()); err != nil {
+	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logs, n.logStore, n.snapshots, trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raftRef.Store(n.raft)
@@ -276,6 +283,9 @@ func (n *Node) closeAll() error {
 	}
 	if n.leaseClients != nil {
 		n.leaseClients.close()
+	}
+	if n.voteGate != nil {
+		n.voteGate.halt()
 	}
 	if n.server != nil {
 		n.server.Stop()
