@@ -48,7 +48,7 @@ type readLease struct {
 	suspended atomic.Int32 // leadership transfers under way
 	epoch     uint64       // moves at each suspend and resume: a round across one stores nothing
 
-	hits, misses, renewals atomic.Uint64 // for Status
+	hits, renewals atomic.Uint64 // for Status
 }
 
 // leaseRaft is what readLease needs of Raft (*raft.Raft has it).
@@ -88,18 +88,15 @@ const leaseClockMargin = 10
 func (l *readLease) valid() bool {
 	st := l.state.Load()
 	if st == nil || l.suspended.Load() > 0 {
-		l.misses.Add(1)
 		return false
 	}
 	select {
 	case <-st.changed:
-		l.misses.Add(1)
 		return false
 	default:
 	}
 	left := st.until.Sub(l.now())
 	if left <= 0 || l.raft.CurrentTerm() != st.term {
-		l.misses.Add(1)
 		return false
 	}
 	if left < l.length/2 {

@@ -48,9 +48,10 @@ func TestLeaseReadsSeeEveryAcknowledgedWrite(t *testing.T) {
 		st.LeaseReads, st.LeaseRenewals, st.ReadIndexRounds)
 }
 
-// A leadership transfer ends the old leader's lease before the new leader
-// can be elected: the old leader refuses linearizable reads from then on,
-// and the new one reads everything written before.
+// A leadership transfer suspends the old leader's lease for as long as it
+// runs (followers vote for its target despite their leader), the old leader
+// refuses linearizable reads once it has stepped down, and the new one
+// reads everything written before.
 func TestLeaseEndsWithLeadershipTransfer(t *testing.T) {
 	c := newCluster(t, 3, withReadLease)
 	execute(t, c, "CREATE TABLE t(x)", "INSERT INTO t VALUES(1)")
@@ -65,8 +66,12 @@ func TestLeaseEndsWithLeadershipTransfer(t *testing.T) {
 		}
 		return nil
 	})
+	epoch := raftnode.LeaseEpoch(old.Raft)
 	if err := old.Raft.TransferLeadership(ctx, ""); err != nil {
 		t.Fatal(err)
+	}
+	if got := raftnode.LeaseEpoch(old.Raft); got != epoch+2 {
+		t.Fatalf("lease epoch %d after the transfer, want %d: the transfer did not suspend and resume the lease", got, epoch+2)
 	}
 	if _, err := old.Raft.LinearizableRead(ctx); !errors.Is(err, raftnode.ErrNotLeader) && !errors.Is(err, raftnode.ErrNoLeader) {
 		t.Fatalf("the old leader's read after the transfer: %v, want not leader", err)

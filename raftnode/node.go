@@ -132,12 +132,12 @@ func (n *Node) open() error {
 	}
 	trans := n.transport.Transport()
 	if cfg.ReadLease > 0 { // no votes until leases granted before a restart have ended (readLease)
-		until := grantsEnd(cfg.DataDir, cfg.ReadLease)
-		if n.voteGate = newVoteGate(trans, until, time.Now); n.voteGate != nil {
-			trans = n.voteGate
-		} else {
-			time.Sleep(time.Until(until))
+		full, ok := trans.(raft.LoopbackTransport)
+		if !ok {
+			return fmt.Errorf("start raft: the transport %T cannot carry a vote gate", trans)
 		}
+		n.voteGate = newVoteGate(full, grantsEnd(cfg.DataDir, cfg.ReadLease), time.Now)
+		trans = n.voteGate
 	}
 	if n.raft, err = raft.NewRaft(cfg.raftConfig(), n.fsm, n.logs, n.logStore, n.snapshots, trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)

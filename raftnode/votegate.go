@@ -25,15 +25,9 @@ type voteGate struct {
 	stopOnce sync.Once
 }
 
-// newVoteGate gates t's votes until until, when t supports everything Raft
-// may ask of a transport; otherwise it returns nil (the caller then waits
-// before starting Raft instead).
-func newVoteGate(t raft.Transport, until time.Time, now func() time.Time) *voteGate {
-	full, ok := t.(raft.LoopbackTransport)
-	if !ok {
-		return nil
-	}
-	g := &voteGate{LoopbackTransport: full, until: until, now: now, consumer: make(chan raft.RPC), stop: make(chan struct{})}
+// newVoteGate gates t's votes until until.
+func newVoteGate(t raft.LoopbackTransport, until time.Time, now func() time.Time) *voteGate {
+	g := &voteGate{LoopbackTransport: t, until: until, now: now, consumer: make(chan raft.RPC), stop: make(chan struct{})}
 	go g.run()
 	return g
 }
