@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/sqlraft/sqlraft/internal/version"
@@ -24,6 +23,7 @@ type globals struct {
 	timeout   time.Duration
 	noForward bool
 	output    string
+	security  *security // shared by copies (bench's), so a password is asked once
 }
 
 func main() {
@@ -35,7 +35,7 @@ func main() {
 }
 
 func rootCommand() *cobra.Command {
-	g := &globals{}
+	g := &globals{security: &security{}}
 	root := &cobra.Command{
 		Use:          "sqlraft",
 		Short:        "Command-line client for sqlraft, SQLite replicated by Raft over gRPC",
@@ -47,6 +47,7 @@ func rootCommand() *cobra.Command {
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline for each call")
 	pf.BoolVar(&g.noForward, "no-forward", false, "ask followers not to forward to the leader")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	g.security.addFlags(pf)
 	root.AddCommand(execCommand(g), queryCommand(g), nodesCommand(g), statusCommand(g), checksumCommand(g),
 		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), backupCommand(g), benchCommand(g), waitCommand(g))
 	return root
@@ -56,7 +57,11 @@ func rootCommand() *cobra.Command {
 func (g *globals) dial() (*grpc.ClientConn, error) {
 	// Responses may be as large as the server's --max-message-size allows
 	// (plus a header); the server, not the CLI, is what bounds them.
-	return grpc.NewClient(g.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds, err := g.security.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(g.addr, append(creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 		// Flow control: with grpc-go's default (a 64 KiB window that BDP
 		// estimation grows from round trips, which on a fast local link stay
@@ -65,7 +70,7 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 		// ahead of what this client has written out; large read buffers
 		// take it in with fewer system calls.
 		grpc.WithInitialWindowSize(streamWindow), grpc.WithInitialConnWindowSize(streamWindow),
-		grpc.WithReadBufferSize(transportBuffer))
+		grpc.WithReadBufferSize(transportBuffer))...)
 }
 
 // streamWindow is the CLI's HTTP/2 flow-control window, per stream and per
