@@ -203,7 +203,7 @@ func TestHashPasswordAndNewToken(t *testing.T) {
 // countingHash counts verifications, to see what the cache saves.
 type countingHash struct {
 	hash
-	n *int
+	n  *int
 	mu *sync.Mutex
 }
 
