@@ -24,7 +24,7 @@ var cheap = Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1}
 
 func mustHash(t testing.TB, secret string) string {
 	t.Helper()
-	h, err := hashWith([]byte(secret), cheap)
+	h, err := HashPasswordWith([]byte(secret), cheap)
 	if err != nil {
 		t.Fatal(err)
 	}

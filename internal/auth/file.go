@@ -40,7 +40,8 @@ type principal struct {
 // a name alone (a forwarded identity, a certificate's CN) says who it is.
 type users struct {
 	byName map[string]*principal
-	dummy  hash // costs what the file's first secret costs; matches nothing
+	order  []*principal // as in the file
+	dummy  hash         // costs what the file's first secret costs; matches nothing
 }
 
 // parseUsers parses and checks a users file: unknown fields, unknown
@@ -132,12 +133,13 @@ func (u *users) add(p *principal) error {
 		return fmt.Errorf("duplicate name %q (already a %s; users and tokens share names)", p.name, kind)
 	}
 	u.byName[p.name] = p
+	u.order = append(u.order, p)
 	return nil
 }
 
 // makeDummy picks the hash unknown names are verified against.
 func (u *users) makeDummy() error {
-	for _, p := range u.byName {
+	for _, p := range u.order {
 		if p.secret != nil {
 			d, err := dummyLike(p.secret)
 			u.dummy = d

@@ -35,6 +35,15 @@ const (
 	argon2SaltLen      = 16
 )
 
+func (p Argon2Params) check() error {
+	if p.Time < 1 || p.Time > maxArgon2Time || p.Threads < 1 || p.Threads > maxArgon2Threads ||
+		p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > maxArgon2MemoryKiB {
+		return fmt.Errorf("argon2id parameters m=%d,t=%d,p=%d out of range (1<=t<=%d, 1<=p<=%d, 8p<=m<=%d KiB)",
+			p.MemoryKiB, p.Time, p.Threads, maxArgon2Time, maxArgon2Threads, maxArgon2MemoryKiB)
+	}
+	return nil
+}
+
 // hash is a parsed password or token hash.
 type hash interface {
 	// verify reports whether secret matches. It costs the hash's full
@@ -108,11 +117,8 @@ func parseArgon2(s string) (hash, error) {
 			return nil, fmt.Errorf("unknown argon2id parameter %q", k)
 		}
 	}
-	p := h.params
-	if p.Time < 1 || p.Time > maxArgon2Time || p.Threads < 1 || p.Threads > maxArgon2Threads ||
-		p.MemoryKiB < 8*uint32(p.Threads) || p.MemoryKiB > maxArgon2MemoryKiB {
-		return nil, fmt.Errorf("argon2id parameters m=%d,t=%d,p=%d out of range (1<=t<=%d, 1<=p<=%d, 8p<=m<=%d KiB)",
-			p.MemoryKiB, p.Time, p.Threads, maxArgon2Time, maxArgon2Threads, maxArgon2MemoryKiB)
+	if err := h.params.check(); err != nil {
+		return nil, err
 	}
 	var err error
 	if h.salt, err = phcB64.DecodeString(parts[4]); err != nil || len(h.salt) < 8 {
@@ -127,10 +133,15 @@ func parseArgon2(s string) (hash, error) {
 // HashPassword returns an argon2id PHC string for secret with
 // DefaultArgon2 and a fresh random salt.
 func HashPassword(secret []byte) (string, error) {
-	return hashWith(secret, DefaultArgon2)
+	return HashPasswordWith(secret, DefaultArgon2)
 }
 
-func hashWith(secret []byte, p Argon2Params) (string, error) {
+// HashPasswordWith is HashPassword with other parameters (tests use cheap
+// ones); it refuses parameters a users file may not hold.
+func HashPasswordWith(secret []byte, p Argon2Params) (string, error) {
+	if err := p.check(); err != nil {
+		return "", err
+	}
 	salt := make([]byte, argon2SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
