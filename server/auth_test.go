@@ -106,9 +106,15 @@ func bcryptHash(t testing.TB, pw string) string {
 // authCluster starts a 3-node cluster whose nodes read usersFile. With
 // nodeTLS the nodes know each other (Options.NodePeer, faked) and forward
 // identities by name; without, they forward the caller's credentials.
-func authCluster(t *testing.T, usersFile string, nodeTLS bool, burst int) *servertest.Cluster {
+// Each node reads its own copy of the file (files[i]), when given one, so a
+// test can change what one node believes.
+func authCluster(t *testing.T, usersFile string, nodeTLS bool, burst int, files ...string) *servertest.Cluster {
 	return servertest.New(t, 3, servertest.Options{Server: func(i int, o *server.Options) {
-		users, err := auth.Open(usersFile, auth.Options{Logger: servertest.Logger(), FailureBurst: burst})
+		path := usersFile
+		if i < len(files) {
+			path = files[i]
+		}
+		users, err := auth.Open(path, auth.Options{Logger: servertest.Logger(), FailureBurst: burst})
 		if err != nil {
 			t.Fatal(err)
 		}
