@@ -231,7 +231,8 @@ func (s *Server) identify(ctx context.Context) (*caller, error) {
 	if cn, ok := userCertName(ctx); ok {
 		id, ok := s.opts.Users.User(cn)
 		if !ok || cn == auth.Anonymous {
-			return nil, status.Error(codes.Unauthenticated, "invalid credentials: the client certificate names no user of this node")
+			s.logger.DebugContext(ctx, "a verified client certificate names no user", "cn", cn, "peer", peerHost(ctx))
+			return nil, status.Error(codes.Unauthenticated, "invalid credentials")
 		}
 		return &caller{Identity: id, authenticated: true}, nil
 	}
