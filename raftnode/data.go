@@ -104,7 +104,12 @@ func (n *Node) query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) 
 
 // Request validates stmts once and serves them: as a read at r when every
 // statement only reads, otherwise through the log (leader only).
-func (n *Node) Request(ctx context.Context, r Read, req *sqlraftv1.RequestRequest) (*Applied, error) {
+//
+// allow, when set, is called once the statements are classified, before
+// anything runs, with whether every one only reads; its error stops the
+// request (the server checks a caller's permission there, so the
+// statements are classified once, by the node that serves them).
+func (n *Node) Request(ctx context.Context, r Read, req *sqlraftv1.RequestRequest, allow func(readOnly bool) error) (*Applied, error) {
 	stmts := req.GetStatements()
 	if r.needsLeader() && !n.IsLeader() {
 		// Reads at this level and writes alike need the leader: forward
@@ -118,6 +123,11 @@ func (n *Node) Request(ctx context.Context, r Read, req *sqlraftv1.RequestReques
 	readOnly := true
 	for _, k := range kinds {
 		readOnly = readOnly && k == sqlitedb.ReadOnly
+	}
+	if allow != nil {
+		if err := allow(readOnly); err != nil {
+			return nil, err
+		}
 	}
 	if !readOnly && !n.IsLeader() { // a NONE-level request that writes
 		return nil, n.notLeader()

@@ -102,7 +102,7 @@ func (c *cluster) probe(ctx context.Context, n *sqlraftv1.Node) {
 	if err != nil {
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	pctx, cancel := context.WithTimeout(c.s.probeIdentity(ctx), 2*time.Second)
 	defer cancel()
 	st, err := sqlraftv1.NewClusterServiceClient(conn).Status(pctx, &sqlraftv1.StatusRequest{})
 	if err != nil {

@@ -78,7 +78,8 @@ func (d *database) Request(ctx context.Context, req *sqlraftv1.RequestRequest) (
 	if err != nil {
 		return nil, err
 	}
-	applied, err := d.s.node.Request(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()}, req)
+	applied, err := d.s.node.Request(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()}, req,
+		requestCheck(ctx))
 	if errors.Is(err, raftnode.ErrNotLeader) {
 		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.RequestResponse, error) {
 			return sqlraftv1.NewDatabaseServiceClient(conn).Request(fctx, req)

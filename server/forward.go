@@ -95,7 +95,7 @@ func forward[T any](s *Server, ctx context.Context, call func(context.Context, *
 	if err != nil {
 		return zero, status.Errorf(codes.Unavailable, "dial leader %s at %s: %v", id, addr, err)
 	}
-	fctx, cancel := context.WithCancelCause(metadata.AppendToOutgoingContext(ctx, metadataForwarded, s.node.ID()))
+	fctx, cancel := context.WithCancelCause(s.forwardIdentity(ctx, metadata.AppendToOutgoingContext(ctx, metadataForwarded, s.node.ID())))
 	defer cancel(nil)
 	stop := context.AfterFunc(s.leaders.follow(id), func() { cancel(errLeaderChanged) })
 	defer stop()

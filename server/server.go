@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/auth"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
 
@@ -36,7 +37,18 @@ type Options struct {
 	// no message for this long (--stream-send-timeout; default
 	// DefaultStreamSendTimeout): see Server.send.
 	StreamSendTimeout time.Duration
-	Logger            *slog.Logger
+	// Users, when set, authenticates every call on the client port and
+	// authorizes it by the method's permission (server/auth.go); nil
+	// leaves everything open.
+	Users *auth.Store
+	// Reflection says who may use server reflection (default ReflectionOn).
+	Reflection ReflectionMode
+	// NodePeer reports whether a call comes from another node of the
+	// cluster (its connection presented a verified node certificate), and
+	// its name. Nil: no caller is ever a node, and forwarded calls carry
+	// the caller's own authorization header.
+	NodePeer func(ctx context.Context) (name string, ok bool)
+	Logger   *slog.Logger
 }
 
 // Server serves DatabaseService, ClusterService, health and reflection for
@@ -79,7 +91,7 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		decodeCodecOption(), // with decodeDesc: undecodable requests are INVALID_ARGUMENT
 		// Accept the keepalive pings other nodes' forwarding connections send.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(unaryCallLog(s.logger, logOpts...), recovery.UnaryServerInterceptor(rec)),
+		grpc.ChainUnaryInterceptor(unaryCallLog(s.logger, logOpts...), recovery.UnaryServerInterceptor(rec), s.authUnary),
 		// Calls run on a pool of goroutines, whose stacks have grown
 		// already, rather than on a new goroutine each (growing its stack
 		// took 6% of the CPU of a point read). grpc-go starts a goroutine
@@ -87,7 +99,9 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 		// here) most of 32 concurrent calls did, so the pool is sized for
 		// a few hundred calls at once (an idle worker costs a few KB).
 		grpc.NumStreamWorkers(256),
-		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec)),
+		grpc.ChainStreamInterceptor(logging.StreamServerInterceptor(slogAdapter(s.logger), logOpts...), recovery.StreamServerInterceptor(rec),
+			s.authStream),
+		grpc.MaxHeaderListSize(maxHeaderList),
 		// A backup's 1 MiB messages go out in HTTP/2 frames of 16 KiB; with
 		// grpc-go's 32 KiB write buffer that was a write system call for
 		// every two frames. The buffer is taken from a pool while there is
@@ -100,7 +114,9 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	gs.RegisterService(decodeDesc(&sqlraftv1.DatabaseService_ServiceDesc), &database{s: s})
 	gs.RegisterService(decodeDesc(&sqlraftv1.ClusterService_ServiceDesc), &cluster{s: s})
 	healthpb.RegisterHealthServer(gs, s.health)
-	reflection.Register(gs)
+	if s.opts.Reflection != ReflectionOff {
+		reflection.Register(gs)
+	}
 	go s.trackHealth()
 	go s.watchLeaders()
 	return gs

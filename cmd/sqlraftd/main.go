@@ -49,6 +49,8 @@ type config struct {
 	logLevel                     string
 	nonVoter                     bool
 	pprofAddr                    string // "": no profiles served
+	usersFile                    string // "": no authentication
+	reflection                   string
 	gc                           gcConfig
 }
 
@@ -122,8 +124,12 @@ func rootCommand() *cobra.Command {
 	f.BoolVar(&cfg.nonVoter, "non-voter", false, "join as a non-voter (read replica); never bootstraps a cluster")
 	f.StringVar(&cfg.pprofAddr, "pprof-addr", "",
 		"serve Go's runtime profiles (net/http/pprof, at /debug/pprof/) on this address, never on the gRPC port (default: off)")
+	f.StringVar(&cfg.usersFile, "users-file", "",
+		"YAML file of users and API tokens with hashed secrets and permissions, re-read when it changes (default: no authentication)")
+	f.StringVar(&cfg.reflection, "reflection", "on", "server reflection: on, authenticated (callers with credentials) or off")
 	addGCFlags(f, &cfg.gc)
 	f.SortFlags = false
+	cmd.AddCommand(hashPasswordCommand(), newTokenCommand())
 	return cmd
 }
 

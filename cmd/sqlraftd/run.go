@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,10 @@ func (c config) embedConfig() (embed.Config, error) {
 	if err != nil {
 		return embed.Config{}, err
 	}
+	reflection, err := server.ParseReflectionMode(cmp.Or(c.reflection, "on"))
+	if err != nil {
+		return embed.Config{}, fmt.Errorf("--reflection: %w", err)
+	}
 	ecfg := embed.Config{
 		Node: raftnode.Config{
 			DataDir: c.dataDir, RaftAddr: c.raftAddr, RaftAdvertise: raftAdvertise, GRPCAdvertise: grpcAdvertise,
@@ -74,9 +79,11 @@ func (c config) embedConfig() (embed.Config, error) {
 			EntryLimits:              &raftnode.Limits{Steps: c.maxWriteSteps, Rows: c.maxWriteRows, Bytes: c.maxWriteBytes},
 			SnapshotLeaseIdleTimeout: c.leaseIdleTimeout,
 		},
-		DefaultID:       c.nodeID,
-		GRPCAddr:        c.grpcAddr,
-		Server:          server.Options{DefaultConsistency: consistency, StreamSendTimeout: c.streamSendTimeout},
+		DefaultID: c.nodeID,
+		GRPCAddr:  c.grpcAddr,
+		Server: server.Options{DefaultConsistency: consistency, StreamSendTimeout: c.streamSendTimeout,
+			Reflection: reflection},
+		UsersFile:       c.usersFile,
 		Join:            c.join,
 		BootstrapExpect: c.bootstrapExpect,
 		DiscoverDNS:     c.discoverDNS,

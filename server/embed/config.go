@@ -27,6 +27,10 @@ type Config struct {
 	GRPCListener net.Listener
 	// Server configures the client API (default read consistency, logger).
 	Server server.Options
+	// UsersFile, when set (and Server.Users is not), is the users file
+	// (internal/auth) that authenticates and authorizes client calls; Start
+	// fails when it does not parse.
+	UsersFile string
 
 	// InitialVoters, when set, bootstraps a new cluster of exactly these
 	// voters on a node with no Raft state. Every member may be given the

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/sqlraft/sqlraft/internal/auth"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
 )
@@ -53,6 +54,11 @@ func start(cfg Config) (_ *Node, err error) {
 	}
 	if err := cfg.resolveID(); err != nil {
 		return nil, err
+	}
+	if cfg.UsersFile != "" && cfg.Server.Users == nil {
+		if cfg.Server.Users, err = auth.Open(cfg.UsersFile, auth.Options{Logger: cfg.Logger.With("component", "auth")}); err != nil {
+			return nil, err
+		}
 	}
 	lis := cfg.GRPCListener
 	if lis == nil {
