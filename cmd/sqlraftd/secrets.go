@@ -21,7 +21,7 @@ func hashPasswordCommand() *cobra.Command {
 		Use:   "hash-password",
 		Short: "Read a password on stdin and print its argon2id hash for --users-file (password_hash)",
 		Long: "Reads a password on stdin (prompting twice, without echo, on a terminal; otherwise the first line) " +
-			"and prints its argon2id hash (m=64 MiB, t=3, p=4) for the password_hash of a user in --users-file.",
+			"and prints its argon2id hash (m=19 MiB, t=2, p=1) for the password_hash of a user in --users-file.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pw, err := readPassword(cmd.InOrStdin(), cmd.ErrOrStderr())

@@ -20,9 +20,10 @@ type Argon2Params struct {
 	Threads   uint8  // p, lanes (and goroutines while hashing)
 }
 
-// DefaultArgon2 is what HashPassword and NewToken use: RFC 9106's second
-// recommended setting (64 MiB, 3 passes, 4 lanes). See DESIGN.md.
-var DefaultArgon2 = Argon2Params{MemoryKiB: 64 << 10, Time: 3, Threads: 4}
+// DefaultArgon2 is what HashPassword and NewToken use: 19 MiB, 2 passes, 1
+// lane, OWASP's recommended argon2id setting, sized to the node's memory
+// budget. See DESIGN.md.
+var DefaultArgon2 = Argon2Params{MemoryKiB: 19 << 10, Time: 2, Threads: 1}
 
 // Bounds on the parameters a users file may ask for: a hash is verified
 // with the memory it names, so a file must not be able to make one
