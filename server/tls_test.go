@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -175,5 +174,7 @@ func startTLSNode(t *testing.T, c *servertest.Cluster, id, via string) *embed.No
 	return n
 }
 
-var _ = slog.Default
-var _ = context.Background
+// logger writes to w at warn level and above.
+func logger(w *logBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
