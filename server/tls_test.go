@@ -118,7 +118,7 @@ func TestTLSClusterEndToEnd(t *testing.T) {
 			return nil
 		})
 	}
-	newcomer := startTLSNode(t, c, "node3", follower.GRPCAddr)
+	newcomer := startTLSNode(t, c, "node3", follower.GRPCAddr, nil)
 	c.Eventually(servertest.LeaderTimeout, func() error {
 		if newcomer.Raft().FSM().Restores() == 0 {
 			return fmt.Errorf("no snapshot installed yet")
@@ -144,10 +144,13 @@ func TestTLSClusterEndToEnd(t *testing.T) {
 
 // startTLSNode starts a node outside the cluster's list with certificates
 // from its CA, joining through via, with a plaintext health port.
-func startTLSNode(t *testing.T, c *servertest.Cluster, id, via string) *embed.Node {
+func startTLSNode(t *testing.T, c *servertest.Cluster, id, via string, adjust func(servertest.TLSFiles)) *embed.Node {
 	t.Helper()
 	dir := t.TempDir()
 	files := c.WriteTLSFiles(filepath.Join(dir, "tls"), id)
+	if adjust != nil {
+		adjust(files)
+	}
 	logger := servertest.Logger().With("test-node", id)
 	raftLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
