@@ -113,7 +113,9 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 		serials[n.ID] = is.Cert.SerialNumber.String()
 	}
 	waitPresented(c, c.ClientTLS(), func(n *servertest.Node) string { return n.GRPCAddr },
-		func(n *servertest.Node, got *x509.Certificate) bool { return got.SerialNumber.String() == serials[n.ID] })
+		func(n *servertest.Node, got *x509.Certificate) bool {
+			return got.SerialNumber.String() == serials[n.ID]
+		})
 
 	// 2. The node certificates, new keys.
 	probe := oldCA.Node("probe", "127.0.0.1")
@@ -123,7 +125,9 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 		serials[n.ID] = is.Cert.SerialNumber.String()
 	}
 	waitPresented(c, nodeClientTLS(oldCA, probe), func(n *servertest.Node) string { return n.RaftAddr },
-		func(n *servertest.Node, got *x509.Certificate) bool { return got.SerialNumber.String() == serials[n.ID] })
+		func(n *servertest.Node, got *x509.Certificate) bool {
+			return got.SerialNumber.String() == serials[n.ID]
+		})
 
 	// 3. A new CA: first trusted beside the old one, then used.
 	newCA := testpki.NewCA(t, "sqlraft test node CA 2")
@@ -148,7 +152,9 @@ func TestTLSRotationUnderLoad(t *testing.T) {
 	both := nodeClientTLS(newCA, newProbe)
 	both.RootCAs.AddCert(oldCA.Cert)
 	waitPresented(c, both, func(n *servertest.Node) string { return n.RaftAddr },
-		func(_ *servertest.Node, got *x509.Certificate) bool { return got.Issuer.CommonName == newCA.Cert.Subject.CommonName })
+		func(_ *servertest.Node, got *x509.Certificate) bool {
+			return got.Issuer.CommonName == newCA.Cert.Subject.CommonName
+		})
 	// A new node with only new-CA certificates (and the bundle) joins and
 	// catches up: its Raft and client-port handshakes with the others go
 	// both ways under the new CA.
