@@ -83,6 +83,9 @@ type Config struct {
 	// policy and the wait for a peer that is down are set by default; see
 	// reconnect.go).
 	RaftDialOptions []grpc.DialOption
+	// RaftServerOptions are added to the Raft gRPC server's options
+	// (credentials, interceptors: node mTLS).
+	RaftServerOptions []grpc.ServerOption
 	// ChecksumInterval is the least time between two checksum computations
 	// while the applied index moves (DefaultChecksumInterval when zero);
 	// Checksum calls in between get the last result and the index it

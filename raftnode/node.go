@@ -229,7 +229,8 @@ func (n *Node) startTransport() error {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: RaftKeepaliveTime, Timeout: RaftKeepaliveTimeout}),
 	}
 	opts = append(opts, raftFlowServerOptions()...) // flow.go
-	n.server = grpc.NewServer(append(opts, n.cfg.limit.RaftServerOptions()...)...)
+	opts = append(opts, n.cfg.limit.RaftServerOptions()...)
+	n.server = grpc.NewServer(append(opts, n.cfg.RaftServerOptions...)...)
 	n.transport.Register(n.server)
 	sqlraftv1.RegisterSnapshotPullServiceServer(n.server, pullServer{store: n.snapshots, closing: n.closing})
 	sqlraftv1.RegisterReadLeaseServiceServer(n.server, leaseServer{raft: &n.raftRef})

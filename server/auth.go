@@ -19,6 +19,7 @@ import (
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/auth"
+	"github.com/sqlraft/sqlraft/internal/tlsconfig"
 )
 
 // MetadataForwardedUser carries, from a follower to the leader, the name of
@@ -310,8 +311,14 @@ func userCertName(ctx context.Context) (string, bool) {
 		return "", false
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+	if !ok {
 		return "", false
+	}
+	if len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		// internal/tlsconfig verifies in VerifyConnection (against the
+		// client CA as it is now), which leaves VerifiedChains empty.
+		cn, ok := tlsconfig.ClientPeer(ctx)
+		return cn, ok && cn != ""
 	}
 	cn := info.State.VerifiedChains[0][0].Subject.CommonName
 	return cn, cn != ""

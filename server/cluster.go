@@ -26,6 +26,9 @@ func (c *cluster) Join(ctx context.Context, req *sqlraftv1.JoinRequest) (*sqlraf
 	if req.GetId() == "" || req.GetRaftAddress() == "" {
 		return nil, invalid("id and raft_address are required")
 	}
+	if err := c.s.checkJoinNames(ctx, req); err != nil { // joincheck.go
+		return nil, err
+	}
 	if !c.s.node.IsLeader() {
 		return forward(c.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.JoinResponse, error) {
 			return sqlraftv1.NewClusterServiceClient(conn).Join(fctx, req)

@@ -47,6 +47,9 @@ type Options struct {
 	// cluster (its connection presented a verified node certificate), and
 	// its name. Nil: no caller is ever a node, and forwarded calls carry
 	// the caller's own authorization header.
+	// With node TLS it is internal/tlsconfig.NodePeer, and Join is
+	// accepted only from nodes whose certificates cover the addresses
+	// they claim (joincheck.go).
 	NodePeer func(ctx context.Context) (name string, ok bool)
 	Logger   *slog.Logger
 }
@@ -119,6 +122,16 @@ func (s *Server) GRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	}
 	go s.trackHealth()
 	go s.watchLeaders()
+	return gs
+}
+
+// HealthGRPCServer builds a grpc.Server that serves only grpc.health.v1,
+// from the same health state as the client API (for a plaintext probe
+// port, --health-addr).
+func (s *Server) HealthGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	opts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(64 << 10), grpc.MaxHeaderListSize(64 << 10)}, extra...)
+	gs := grpc.NewServer(opts...)
+	healthpb.RegisterHealthServer(gs, s.health)
 	return gs
 }
 

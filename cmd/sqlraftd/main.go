@@ -52,6 +52,8 @@ type config struct {
 	usersFile                    string // "": no authentication
 	reflection                   string
 	gc                           gcConfig
+	tls                          tlsFlags
+	healthAddr                   string // "": no plaintext health port
 }
 
 func main() {
@@ -127,6 +129,9 @@ func rootCommand() *cobra.Command {
 	f.StringVar(&cfg.usersFile, "users-file", "",
 		"YAML file of users and API tokens with hashed secrets and permissions, re-read when it changes (default: no authentication)")
 	f.StringVar(&cfg.reflection, "reflection", "on", "server reflection: on, authenticated (callers with credentials) or off")
+	addTLSFlags(f, &cfg.tls)
+	f.StringVar(&cfg.healthAddr, "health-addr", "",
+		"serve grpc.health.v1 alone, in plaintext, on this address (for probes that cannot speak TLS; default: off)")
 	addGCFlags(f, &cfg.gc)
 	f.SortFlags = false
 	cmd.AddCommand(hashPasswordCommand(), newTokenCommand())
@@ -144,6 +149,9 @@ func (c *config) defaultReadLease(chosen bool) {
 func (c config) validate() error {
 	if c.bootstrapExpect > 0 && len(c.join) == 0 && c.discoverDNS == "" {
 		return fmt.Errorf("--bootstrap-expect needs --join or --discover-dns to find its peers")
+	}
+	if _, err := c.tls.options(); err != nil {
+		return err
 	}
 	return c.validateRaftTimeouts()
 }

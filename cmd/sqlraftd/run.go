@@ -94,6 +94,10 @@ func (c config) embedConfig() (embed.Config, error) {
 	if c.nodeIDGiven {
 		ecfg.Node.ID = c.nodeID // insisted on: a data directory recording another is refused
 	}
+	ecfg.HealthAddr = c.healthAddr
+	if ecfg.TLS, err = c.tls.config(logger); err != nil {
+		return embed.Config{}, err
+	}
 	return ecfg, withDialSource(&ecfg)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sqlraft/sqlraft/internal/tlsconfig"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
 )
@@ -31,6 +32,19 @@ type Config struct {
 	// (internal/auth) that authenticates and authorizes client calls; Start
 	// fails when it does not parse.
 	UsersFile string
+
+	// TLS, when set, secures the node (internal/tlsconfig): the client
+	// listener's credentials, the Raft port's mutual TLS and name checks,
+	// and every dial to another node (Raft, snapshot pulls, read leases,
+	// forwarding, join, publication, discovery probes).
+	TLS *tlsconfig.Config
+	// HealthAddr, when set, serves grpc.health.v1 alone, in plaintext, on
+	// this address, for probes that cannot speak TLS (Kubernetes'). It
+	// answers from the same health state as the client API.
+	HealthAddr string
+	// HealthListener, when set, is served instead of listening on
+	// HealthAddr.
+	HealthListener net.Listener
 
 	// InitialVoters, when set, bootstraps a new cluster of exactly these
 	// voters on a node with no Raft state. Every member may be given the
@@ -90,7 +104,25 @@ func (c *Config) defaults() error {
 	if c.BootstrapExpect < 0 {
 		return fmt.Errorf("embed: BootstrapExpect must not be negative")
 	}
+	c.applyTLS()
 	return nil
+}
+
+// applyTLS adds the TLS configuration's options to the Raft server, the
+// Raft dials and the dials to other nodes' client ports (forwarding,
+// membership and discovery take Server.ForwardDialOptions). A
+// credentials option given later overrides the plaintext default.
+func (c *Config) applyTLS() {
+	if c.TLS.NodeTLS() {
+		c.Node.RaftServerOptions = append(c.Node.RaftServerOptions, c.TLS.RaftServerOptions()...)
+		c.Node.RaftDialOptions = append(c.Node.RaftDialOptions, c.TLS.NodeDialOptions()...)
+		if c.Server.NodePeer == nil {
+			c.Server.NodePeer = tlsconfig.NodePeer
+		}
+	}
+	if c.TLS.ClientTLS() {
+		c.Server.ForwardDialOptions = append(c.Server.ForwardDialOptions, c.TLS.NodeDialOptions()...)
+	}
 }
 
 // resolveID decides the node's ID before anything listens or opens:

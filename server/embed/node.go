@@ -25,6 +25,8 @@ type Node struct {
 	server *server.Server
 	grpc   *grpc.Server
 	lis    net.Listener
+	health *grpc.Server // nil without Config.HealthAddr
+	hlis   net.Listener
 
 	stopMembership context.CancelFunc
 	membershipDone chan struct{}
@@ -39,7 +41,7 @@ type Node struct {
 func Start(cfg Config) (*Node, error) {
 	n, err := start(cfg)
 	if err != nil {
-		for _, l := range []net.Listener{cfg.GRPCListener, cfg.Node.RaftListener} {
+		for _, l := range []net.Listener{cfg.GRPCListener, cfg.Node.RaftListener, cfg.HealthListener} {
 			if l != nil {
 				l.Close()
 			}
@@ -71,6 +73,17 @@ func start(cfg Config) (_ *Node, err error) {
 			}
 		}()
 	}
+	hlis, err := healthListener(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if hlis != nil {
+		defer func() {
+			if err != nil {
+				hlis.Close()
+			}
+		}()
+	}
 	if cfg.Node.GRPCAdvertise == "" {
 		cfg.Node.GRPCAdvertise = lis.Addr().String()
 	}
@@ -81,12 +94,21 @@ func start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, logger: cfg.Logger, raft: rn, lis: lis, membershipDone: make(chan struct{})}
+	n := &Node{cfg: cfg, logger: cfg.Logger, raft: rn, lis: lis, hlis: hlis, membershipDone: make(chan struct{})}
 	n.server = server.New(rn, cfg.Server)
-	n.grpc = n.server.GRPCServer()
+	var extra []grpc.ServerOption
+	if cfg.TLS.ClientTLS() {
+		extra = append(extra, grpc.Creds(cfg.TLS.ClientCredentials()))
+	}
+	n.grpc = n.server.GRPCServer(extra...)
 	go n.grpc.Serve(lis)
+	if hlis != nil {
+		n.health = n.server.HealthGRPCServer()
+		go n.health.Serve(hlis)
+	}
 	n.logger.Info("sqlraftd started", "node", rn.ID(), "grpc", lis.Addr().String(), "raft", raftAddr(cfg.Node),
-		"data", cfg.Node.DataDir, "grpc_advertise", cfg.Node.GRPCAdvertise)
+		"data", cfg.Node.DataDir, "grpc_advertise", cfg.Node.GRPCAdvertise, "client_tls", cfg.TLS.ClientTLS(),
+		"node_tls", cfg.TLS.NodeTLS(), "health", n.HealthAddr())
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopMembership = cancel
 	m := newMembership(rn, cfg, n.logger.With("component", "membership"))
@@ -105,6 +127,27 @@ func (n *Node) Server() *server.Server { return n.server }
 
 // GRPCAddr is the address the client API listens on.
 func (n *Node) GRPCAddr() string { return n.lis.Addr().String() }
+
+// HealthAddr is the address of the plaintext health port, or "" when it is
+// off.
+func (n *Node) HealthAddr() string {
+	if n.hlis == nil {
+		return ""
+	}
+	return n.hlis.Addr().String()
+}
+
+// healthListener is the plaintext health port's listener, or nil.
+func healthListener(cfg Config) (net.Listener, error) {
+	if cfg.HealthListener != nil || cfg.HealthAddr == "" {
+		return cfg.HealthListener, nil
+	}
+	l, err := net.Listen("tcp", cfg.HealthAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for health probes on %s: %w", cfg.HealthAddr, err)
+	}
+	return l, nil
+}
 
 // Stop shuts the node down gracefully: health turns NOT_SERVING, the
 // membership owner stops, a leader hands leadership to another voter,
@@ -128,6 +171,9 @@ func (n *Node) shutdown(graceful bool) error {
 			n.drain()
 		} else {
 			n.grpc.Stop()
+		}
+		if n.health != nil {
+			n.health.Stop()
 		}
 		n.server.Close()
 		n.stopErr = n.raft.Close()

@@ -24,11 +24,13 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/eventually"
 	"github.com/sqlraft/sqlraft/internal/testnet"
+	"github.com/sqlraft/sqlraft/internal/testpki"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/server/embed"
@@ -40,13 +42,17 @@ type Options struct {
 	Configure func(i int, cfg *raftnode.Config)
 	// Server adjusts each node's server options.
 	Server func(i int, opts *server.Options)
+	// TLS, when set, starts every node with client TLS and node mutual
+	// TLS (tls.go); the test's clients then speak TLS.
+	TLS *TLSOptions
 }
 
 // Cluster is a set of in-process nodes.
 type Cluster struct {
-	T     testing.TB
-	Nodes []*Node
-	opts  Options
+	T          testing.TB
+	Nodes      []*Node
+	opts       Options
+	clientCert *testpki.Issued // the test's client certificate, with TLSOptions.ClientCA
 }
 
 // Node is one member: its addresses, its live parts while running, and
@@ -56,6 +62,8 @@ type Node struct {
 	Dir      string
 	RaftAddr string
 	GRPCAddr string
+	// TLS names the node's certificate files (with Options.TLS).
+	TLS TLSFiles
 
 	mu sync.Mutex
 	// firstRaft and firstGRPC are the listeners New opened, until the
@@ -112,6 +120,10 @@ const LeaderTimeout = 90 * time.Second
 // until it has formed: a leader is ready, every node knows it, and every
 // node knows every member's client address (so followers can forward).
 func New(t testing.TB, size int, opts Options) *Cluster {
+	if opts.TLS != nil {
+		o := *opts.TLS
+		opts.TLS = &o
+	}
 	c := &Cluster{T: t, opts: opts}
 	base := t.TempDir()
 	t.Cleanup(c.Close) // before the directories go (cleanups run last first); also when a start fails
@@ -126,6 +138,7 @@ func New(t testing.TB, size int, opts Options) *Cluster {
 		c.Nodes = append(c.Nodes, n)
 		voters = append(voters, raftnode.Member{ID: n.ID, RaftAddress: n.RaftAddr, Voter: true})
 	}
+	c.prepareTLS()
 	for i := range c.Nodes {
 		c.start(i, voters)
 	}
@@ -150,6 +163,8 @@ func (c *Cluster) addressesKnown() error {
 	}
 	return nil
 }
+
+func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
 
 func listenFree(t testing.TB) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -201,11 +216,14 @@ func (c *Cluster) start(i int, voters []raftnode.Member) {
 		t.Fatalf("start %s: %v", n.ID, err)
 	}
 	cfg.Node.RaftListener, cfg.GRPCListener = raftLis, grpcLis
+	if o := c.opts.TLS; o != nil {
+		cfg.TLS = n.TLS.Config(t, cmp.Or(o.Logger, logger))
+	}
 	en, err := embed.Start(cfg)
 	if err != nil {
 		t.Fatalf("start %s: %v", n.ID, err)
 	}
-	conn, err := grpc.NewClient(n.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(n.GRPCAddr, c.clientCredentials())
 	if err != nil {
 		t.Fatal(err)
 	}
