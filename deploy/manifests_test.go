@@ -202,8 +202,8 @@ func checkProbesAndShutdown(t *testing.T, sts *appsv1.StatefulSet, c *corev1.Con
 	if rp == nil || rp.GRPC == nil {
 		t.Fatal("readiness probe must be a native gRPC probe")
 	}
-	if rp.GRPC.Port != containerPort(t, c, "grpc") {
-		t.Errorf("readiness probe port %d is not the grpc port", rp.GRPC.Port)
+	if rp.GRPC.Port != containerPort(t, c, "health") || portOf(t, flags["health-addr"]) != rp.GRPC.Port {
+		t.Errorf("readiness probe port %d is not the plaintext health port (--health-addr %q)", rp.GRPC.Port, flags["health-addr"])
 	}
 	if rp.GRPC.Service != nil && *rp.GRPC.Service != "" {
 		t.Errorf("readiness probe should ask for health service \"\", not %q", *rp.GRPC.Service)
@@ -367,37 +367,52 @@ func checkDockerfile(t *testing.T, _ *Manifests, sts *appsv1.StatefulSet, c *cor
 }
 
 var (
-	helpOnce sync.Once
-	helpOut  string
-	helpErr  error
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binOut  string
 )
 
-// binaryFlags returns the flags of sqlraftd: $SQLRAFTD_BIN if set, else a
-// fresh build of ../cmd/sqlraftd.
+// TestMain removes the sqlraftd the tests built, if they built one.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Getenv("SQLRAFTD_BIN") == "" && binPath != "" {
+		os.Remove(binPath)
+	}
+	os.Exit(code)
+}
+
+// sqlraftdBinary returns $SQLRAFTD_BIN if set, else a fresh build of
+// ../cmd/sqlraftd (built once per test run).
+func sqlraftdBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binPath = os.Getenv("SQLRAFTD_BIN"); binPath != "" {
+			return
+		}
+		binPath = filepath.Join(os.TempDir(), "sqlraftd-deploytest-"+strconv.Itoa(os.Getpid()))
+		build := exec.Command("go", "build", "-tags", "sqlite_preupdate_hook", "-o", binPath, "./cmd/sqlraftd")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			binErr, binOut = err, string(out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("build sqlraftd: %v\n%s", binErr, binOut)
+	}
+	return binPath
+}
+
+// binaryFlags returns the flags `sqlraftd --help` lists.
 func binaryFlags(t *testing.T) map[string]Flag {
 	t.Helper()
-	helpOnce.Do(func() {
-		bin := os.Getenv("SQLRAFTD_BIN")
-		if bin == "" {
-			bin = filepath.Join(os.TempDir(), "sqlraftd-deploytest-"+strconv.Itoa(os.Getpid()))
-			defer os.Remove(bin)
-			build := exec.Command("go", "build", "-tags", "sqlite_preupdate_hook", "-o", bin, "./cmd/sqlraftd")
-			build.Dir = ".."
-			if out, err := build.CombinedOutput(); err != nil {
-				helpErr = err
-				helpOut = string(out)
-				return
-			}
-		}
-		out, err := exec.Command(bin, "--help").CombinedOutput()
-		helpOut, helpErr = string(out), err
-	})
-	if helpErr != nil {
-		t.Fatalf("sqlraftd --help: %v\n%s", helpErr, helpOut)
+	out, err := exec.Command(sqlraftdBinary(t), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlraftd --help: %v\n%s", err, out)
 	}
-	flags := ParseHelp(helpOut)
+	flags := ParseHelp(string(out))
 	if len(flags) < 5 {
-		t.Fatalf("could not parse flags from --help output:\n%s", helpOut)
+		t.Fatalf("could not parse flags from --help output:\n%s", out)
 	}
 	return flags
 }
