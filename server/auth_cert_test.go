@@ -1,17 +1,10 @@
 package server_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -20,81 +13,38 @@ import (
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/auth"
+	"github.com/sqlraft/sqlraft/internal/testpki"
+	"github.com/sqlraft/sqlraft/internal/tlsconfig"
 	"github.com/sqlraft/sqlraft/server"
 	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
-// testCA issues certificates for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue returns a certificate for cn, for a server (with an IP SAN) or a
-// client.
-func (ca *testCA) issue(t *testing.T, cn string, server bool) tls.Certificate {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	if server {
-		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, []net.IP{net.IPv4(127, 0, 0, 1)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// TestUserCertificateAuthenticates: over real TLS, a client certificate
-// verified against the client CA authenticates as the user its CN names.
-// The client API is served a second time, with TLS, for a node of a test
-// cluster.
+// TestUserCertificateAuthenticates: on a cluster with client TLS, node
+// mutual TLS and a users file, a client certificate from the client CA
+// authenticates as the user its CN names. The calls go to a follower, so
+// the write is forwarded: the follower authorizes the certificate's user and
+// the leader, seeing a node certificate (the real NodePeer), authorizes the
+// forwarded name itself.
 func TestUserCertificateAuthenticates(t *testing.T) {
-	c := servertest.New(t, 1, servertest.Options{})
-	users, err := auth.Open(writeUsersFile(t, ""), auth.Options{Logger: servertest.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := newTestCA(t)
-	srv := server.New(c.Leader().Raft, server.Options{Users: users, Logger: servertest.Logger()})
-	gs := srv.GRPCServer(grpc.Creds(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS13,
-		Certificates: []tls.Certificate{ca.issue(t, "server", true)}, ClientCAs: ca.pool, ClientAuth: tls.VerifyClientCertIfGiven})))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gs.Serve(lis)
-	t.Cleanup(func() { gs.Stop(); srv.Close() })
+	file := writeUsersFile(t, "")
+	clientCA := testpki.NewCA(t, "user CA")
+	c := servertest.New(t, 3, servertest.Options{
+		TLS: &servertest.TLSOptions{ClientCA: clientCA, ClientAuth: tlsconfig.ClientAuthVerifyIfGiven},
+		Server: func(i int, o *server.Options) {
+			users, err := auth.Open(file, auth.Options{Logger: servertest.Logger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.Users = users
+		}})
+	follower := c.Followers()[0]
 	client := func(cn string) sqlraftv1.DatabaseServiceClient {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: ca.pool}
+		cfg := c.ClientTLS()
+		cfg.Certificates = nil
 		if cn != "" {
-			cfg.Certificates = []tls.Certificate{ca.issue(t, cn, false)}
+			cfg.Certificates = []tls.Certificate{clientCA.Client(cn).TLS()}
 		}
-		conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		conn, err := grpc.NewClient(follower.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,16 +52,25 @@ func TestUserCertificateAuthenticates(t *testing.T) {
 		return sqlraftv1.NewDatabaseServiceClient(conn)
 	}
 	query := &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")}}
-	write := &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("CREATE TABLE c(v)")}}
-	reader := client("only-query")
-	if _, err := reader.Query(ctx(t), query); err != nil {
-		t.Fatalf("query as only-query by certificate: %v", err)
+	write := &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{st("CREATE TABLE IF NOT EXISTS c(v)")}}
+	retry := func(ctx context.Context, call func(context.Context) error) error {
+		return servertest.Retry(t, ctx, servertest.Idempotent, call)
+	}
+	writer, reader := client("only-execute"), client("only-query")
+	if err := retry(ctx(t), func(ctx context.Context) error { _, err := writer.Execute(ctx, write); return err }); err != nil {
+		t.Fatalf("forwarded write as only-execute by certificate: %v", err)
+	}
+	if err := retry(ctx(t), func(ctx context.Context) error { _, err := reader.Query(ctx, query); return err }); err != nil {
+		t.Fatalf("forwarded linearizable query as only-query by certificate: %v", err)
 	}
 	if _, err := reader.Execute(ctx(t), write); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `"only-query"`) {
 		t.Fatalf("write as only-query by certificate: %v", err)
 	}
 	// An authorization header takes precedence over the certificate.
-	if _, err := reader.Execute(withAuth(ctx(t), basic("only-execute", "pw-only-execute")), write); err != nil {
+	if err := retry(withAuth(ctx(t), basic("only-execute", "pw-only-execute")), func(ctx context.Context) error {
+		_, err := reader.Execute(ctx, write)
+		return err
+	}); err != nil {
 		t.Fatalf("write with a header over the certificate: %v", err)
 	}
 	if _, err := client("ghost").Query(ctx(t), query); status.Code(err) != codes.Unauthenticated {
@@ -119,5 +78,19 @@ func TestUserCertificateAuthenticates(t *testing.T) {
 	}
 	if _, err := client("").Query(ctx(t), query); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("no certificate, no credentials: %v", err)
+	}
+	// A certificate from the node CA, offered without the node protocol,
+	// is not a user's.
+	node := c.CA().Client("only-execute")
+	cfg := c.ClientTLS()
+	cfg.Certificates = []tls.Certificate{node.TLS()}
+	conn, err := grpc.NewClient(follower.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = sqlraftv1.NewDatabaseServiceClient(conn).Execute(ctx(t), write)
+	if status.Code(err) != codes.Unavailable { // the handshake refuses it: the client CA did not sign it
+		t.Fatalf("a node-CA certificate as a user certificate: %v", err)
 	}
 }
