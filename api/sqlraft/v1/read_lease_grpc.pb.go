@@ -32,7 +32,8 @@ const (
 // leader knows until when that voter will refuse to vote for anyone else.
 // While a quorum's answers cover the present, linearizable reads on the
 // leader need no quorum round of their own (see raftnode/DESIGN.md, "Read
-// leases").
+// leases"). With node TLS only a peer holding a certificate from the
+// cluster's node CA can reach it (see SECURITY.md).
 type ReadLeaseServiceClient interface {
 	// Grant answers whether this node follows the asking leader in its term.
 	Grant(ctx context.Context, in *GrantRequest, opts ...grpc.CallOption) (*GrantResponse, error)
@@ -66,7 +67,8 @@ func (c *readLeaseServiceClient) Grant(ctx context.Context, in *GrantRequest, op
 // leader knows until when that voter will refuse to vote for anyone else.
 // While a quorum's answers cover the present, linearizable reads on the
 // leader need no quorum round of their own (see raftnode/DESIGN.md, "Read
-// leases").
+// leases"). With node TLS only a peer holding a certificate from the
+// cluster's node CA can reach it (see SECURITY.md).
 type ReadLeaseServiceServer interface {
 	// Grant answers whether this node follows the asking leader in its term.
 	Grant(context.Context, *GrantRequest) (*GrantResponse, error)

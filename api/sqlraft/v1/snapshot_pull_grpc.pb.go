@@ -32,8 +32,9 @@ const (
 // a single-use token; the follower then pulls the snapshot's files here, in
 // large messages. The token is valid while the leader's Raft call is open
 // and the pull keeps reading (see snapshot/DESIGN.md, "Installs by pull").
-// It is not authenticated yet: node-to-node TLS and authorization come with
-// the Raft transport's.
+// With node TLS (sqlraftd --node-cert, --node-key, --node-ca) only a peer
+// holding a certificate from the cluster's node CA can reach it; without,
+// anyone who can reach the Raft address can (see SECURITY.md).
 type SnapshotPullServiceClient interface {
 	// Pull streams the files of the snapshot a manifest offered: a first
 	// message describing them, then their bytes, back to back.
@@ -77,8 +78,9 @@ type SnapshotPullService_PullClient = grpc.ServerStreamingClient[PullResponse]
 // a single-use token; the follower then pulls the snapshot's files here, in
 // large messages. The token is valid while the leader's Raft call is open
 // and the pull keeps reading (see snapshot/DESIGN.md, "Installs by pull").
-// It is not authenticated yet: node-to-node TLS and authorization come with
-// the Raft transport's.
+// With node TLS (sqlraftd --node-cert, --node-key, --node-ca) only a peer
+// holding a certificate from the cluster's node CA can reach it; without,
+// anyone who can reach the Raft address can (see SECURITY.md).
 type SnapshotPullServiceServer interface {
 	// Pull streams the files of the snapshot a manifest offered: a first
 	// message describing them, then their bytes, back to back.
