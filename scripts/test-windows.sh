@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the tests of the packages that touch files (snapshot, internal/sqlitedb,
-# internal/raftlog) with Windows file semantics: builds each test binary for
-# windows/amd64 with mingw (cgo, for go-sqlite3) and runs it under wine, where
+# internal/raftlog, internal/auth, internal/tlsconfig) with Windows file
+# semantics: builds each test binary for windows/amd64 with mingw (cgo, for
+# go-sqlite3) and runs it under wine, where
 # renaming or removing an open file fails with errno 32
 # (ERROR_SHARING_VIOLATION) and syncing a directory is refused, as on Windows.
 # Then builds sqlraftd.exe and runs test/wine (build tag wine) on the host: it
@@ -51,9 +52,11 @@ fi
 cp "$dll" "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll"
 
 # The packages that touch files: the snapshot store (leases, renames), the
-# SQLite layer (database swaps, the write budget's cgo shim) and the Raft log
-# store (directory syncs, segment files).
-pkgs=(./snapshot/ ./internal/sqlitedb/ ./internal/raftlog/)
+# SQLite layer (database swaps, the write budget's cgo shim), the Raft log
+# store (directory syncs, segment files), and the users file and TLS files
+# re-read when they change (replaced by rename, or by a symlink swap where
+# symbolic links exist).
+pkgs=(./snapshot/ ./internal/sqlitedb/ ./internal/raftlog/ ./internal/auth/ ./internal/tlsconfig/)
 status=0
 : >"$work/last-run.log"
 for pkg in "${pkgs[@]}"; do

@@ -1,13 +1,11 @@
 package server_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +16,13 @@ import (
 	reflectpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testlog"
 	"github.com/sqlraft/sqlraft/internal/testpki"
 	"github.com/sqlraft/sqlraft/internal/tlsconfig"
 	"github.com/sqlraft/sqlraft/raftnode"
 	"github.com/sqlraft/sqlraft/server/embed"
 	"github.com/sqlraft/sqlraft/server/servertest"
 )
-
-// logBuffer collects the TLS logs of a cluster.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // dialTLS opens a client connection to addr with cfg.
 func dialTLS(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
@@ -182,6 +168,6 @@ func startTLSNode(t *testing.T, c *servertest.Cluster, id, via string, adjust fu
 }
 
 // logger writes to w at warn level and above.
-func logger(w *logBuffer) *slog.Logger {
+func logger(w *testlog.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/internal/testlog"
 	"github.com/sqlraft/sqlraft/internal/testpki"
 	"github.com/sqlraft/sqlraft/server/servertest"
 )
@@ -72,7 +73,7 @@ func raftCalls(ctx context.Context, cc *grpc.ClientConn, addr string) map[string
 // plaintext client fails at once, and garbage on the TLS ports leaves the
 // node serving. Every refusal is logged with its reason.
 func TestTLSRefusals(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	c := servertest.New(t, 1, servertest.Options{TLS: &servertest.TLSOptions{Logger: logger(logs)}})
 	n := c.Leader()
 	ca, foreign := c.CA(), testpki.NewCA(t, "foreign CA")

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/sqlraft/sqlraft/internal/eventually"
+	"github.com/sqlraft/sqlraft/internal/testdir"
+	"github.com/sqlraft/sqlraft/internal/testlog"
 )
 
 // cheap is an argon2id cost that keeps tests fast; the format and the code
@@ -40,24 +41,6 @@ func bcryptOf(t testing.TB, secret string) string {
 	return string(h)
 }
 
-// syncBuffer is a log sink tests read while the store writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func writeFile(t testing.TB, path, body string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -69,11 +52,11 @@ func writeFile(t testing.TB, path, body string) {
 	}
 }
 
-func openStore(t testing.TB, body string, opts Options) (*Store, string, *syncBuffer) {
+func openStore(t testing.TB, body string, opts Options) (*Store, string, *testlog.Buffer) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "users.yaml")
+	path := filepath.Join(testdir.New(t, "auth"), "users.yaml")
 	writeFile(t, path, body)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	}
@@ -353,14 +336,18 @@ func TestReloadKeepsOldOnBadFile(t *testing.T) {
 }
 
 func TestReloadFollowsSymlinkSwap(t *testing.T) {
-	dir := t.TempDir()
+	dir := testdir.New(t, "auth")
 	for _, v := range []string{"v1", "v2"} {
 		os.Mkdir(filepath.Join(dir, v), 0o700)
 		os.WriteFile(filepath.Join(dir, v, "users.yaml"), []byte("users:\n- name: "+v+"\n"), 0o600)
 	}
-	os.Symlink("v1", filepath.Join(dir, "..data"))
+	if err := os.Symlink("v1", filepath.Join(dir, "..data")); err != nil {
+		t.Skipf("no symbolic links here (Windows without the privilege): %v", err)
+	}
 	path := filepath.Join(dir, "users.yaml")
-	os.Symlink("..data/users.yaml", path)
+	if err := os.Symlink(filepath.Join("..data", "users.yaml"), path); err != nil {
+		t.Fatal(err)
+	}
 	s, err := Open(path, Options{ReloadCheck: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +355,9 @@ func TestReloadFollowsSymlinkSwap(t *testing.T) {
 	if _, ok := s.User("v1"); !ok {
 		t.Fatal("v1 missing")
 	}
-	os.Symlink("v2", filepath.Join(dir, "..data.new")) // as Kubernetes swaps a secret
+	if err := os.Symlink("v2", filepath.Join(dir, "..data.new")); err != nil { // as Kubernetes swaps a secret
+		t.Fatal(err)
+	}
 	if err := os.Rename(filepath.Join(dir, "..data.new"), filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
@@ -380,13 +369,44 @@ func TestReloadFollowsSymlinkSwap(t *testing.T) {
 	})
 }
 
+// TestReloadRenameOver: an editor or a deployment tool that writes a new
+// file and renames it over the old one (the way to replace a file on
+// Windows, where the old one must not be open) is seen too.
+func TestReloadRenameOver(t *testing.T) {
+	dir := testdir.New(t, "auth")
+	path := filepath.Join(dir, "users.yaml")
+	if err := os.WriteFile(path, []byte("users:\n- name: before\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{ReloadCheck: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.User("before"); !ok {
+		t.Fatal("before missing")
+	}
+	tmp := filepath.Join(dir, "users.yaml.new")
+	if err := os.WriteFile(tmp, []byte("users:\n- name: after\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatalf("rename over the users file (is it held open?): %v", err)
+	}
+	eventually.Within(t, 10*time.Second, func() error {
+		if _, ok := s.User("after"); !ok {
+			return errors.New("the renamed-over file is not loaded yet")
+		}
+		return nil
+	})
+}
+
 func TestOpenRefusesBadFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "u.yaml")
+	path := filepath.Join(testdir.New(t, "auth"), "u.yaml")
 	os.WriteFile(path, []byte("users:\n- name: a\n  password_hash: plain\n"), 0o600)
 	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("got %v, want an error naming the file", err)
 	}
-	if _, err := Open(filepath.Join(t.TempDir(), "missing"), Options{}); err == nil {
+	if _, err := Open(filepath.Join(testdir.New(t, "auth"), "missing"), Options{}); err == nil {
 		t.Fatal("a missing file opened")
 	}
 }

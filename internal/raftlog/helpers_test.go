@@ -5,41 +5,23 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/raft-wal/metadb"
 	"github.com/hashicorp/raft-wal/types"
+
 	"github.com/sqlraft/sqlraft/internal/testdir"
+	"github.com/sqlraft/sqlraft/internal/testlog"
 )
 
 // tempDir is a temporary directory that cleanup can remove under wine.
 func tempDir(t testing.TB) string { return testdir.New(t, "raftlogtest") }
 
-// logBuffer collects what a store logs; raft-wal logs from its own
-// goroutine, which may outlive the test, so it never calls t.Log itself.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testLogger returns a logger into a buffer that is shown if t fails.
-func testLogger(t testing.TB) (hclog.Logger, *logBuffer) {
-	buf := &logBuffer{}
+func testLogger(t testing.TB) (hclog.Logger, *testlog.Buffer) {
+	buf := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("store log:\n%s", buf)
@@ -50,7 +32,7 @@ func testLogger(t testing.TB) (hclog.Logger, *logBuffer) {
 
 // openStore opens a store in dir with a test logger and the given faults
 // (nil for none), closing it when the test ends.
-func openStore(t testing.TB, dir string, segmentSize int, f *faults) (*Store, *logBuffer) {
+func openStore(t testing.TB, dir string, segmentSize int, f *faults) (*Store, *testlog.Buffer) {
 	t.Helper()
 	logger, buf := testLogger(t)
 	opts := Options{Logger: logger, SegmentSize: segmentSize}
@@ -119,7 +101,7 @@ func segmentFiles(t testing.TB, dir string) []string {
 }
 
 // noErrorsLogged fails t if the store logged at error level.
-func noErrorsLogged(t testing.TB, buf *logBuffer) {
+func noErrorsLogged(t testing.TB, buf *testlog.Buffer) {
 	t.Helper()
 	for _, line := range strings.Split(buf.String(), "\n") {
 		if strings.Contains(line, "[ERROR]") {

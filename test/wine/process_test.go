@@ -3,7 +3,8 @@
 package wine
 
 import (
-	"bytes"
+	"github.com/sqlraft/sqlraft/internal/testlog"
+
 	"context"
 	"fmt"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,30 +28,12 @@ type node struct {
 	grpcAddr, raftAddr string
 	args               []string
 	cmd                *exec.Cmd
-	log                *lockedBuffer
+	log                *testlog.Buffer
 	exited             chan error
 	starts, earlyExits int
 	conn               *grpc.ClientConn
 	db                 sqlraftv1.DatabaseServiceClient
 	cluster            sqlraftv1.ClusterServiceClient
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // winCluster is three sqlraftd.exe processes sharing one base directory.
@@ -90,7 +72,7 @@ func newWinCluster(t *testing.T, size int, flags ...string) *winCluster {
 		if i > 0 {
 			n.args = append(n.args, "--join", c.nodes[0].grpcAddr)
 		}
-		n.log = &lockedBuffer{}
+		n.log = &testlog.Buffer{}
 		c.nodes = append(c.nodes, n)
 	}
 	return c
