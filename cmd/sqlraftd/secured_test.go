@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,11 +33,17 @@ import (
 // they discover each other, form one cluster and publish their addresses
 // with node certificates only, an admin reads the membership over TLS, an
 // anonymous caller is refused, and the health port answers in plaintext.
+//
+// As on Kubernetes, where discovery probes the pod IPs a headless service's
+// DNS records list while certificates name the pods' DNS names, the
+// certificate names only "localhost" (what the nodes advertise) and the
+// --join list gives IP addresses: a probe must accept a node certificate
+// for the IP it dialed and check the addresses the answer claims instead.
 func TestSecuredClusterFromFlags(t *testing.T) {
 	dir := t.TempDir()
 	p := func(n string) string { return filepath.Join(dir, n) }
 	ca := testpki.NewCA(t, "cluster CA")
-	ca.Node("localhost", "127.0.0.1").Write(p("tls.crt"), p("tls.key"))
+	ca.Node("localhost").Write(p("tls.crt"), p("tls.key"))
 	testpki.WriteFile(t, p("ca.crt"), ca.CertPEM)
 	hash, err := auth.HashPasswordWith([]byte("pw"), auth.Argon2Params{MemoryKiB: 64, Time: 1, Threads: 1})
 	if err != nil {
@@ -50,8 +57,10 @@ func TestSecuredClusterFromFlags(t *testing.T) {
 	cfgs := make([]config, 3)
 	for i := range cfgs {
 		grpcAddrs = append(grpcAddrs, testnet.FreeAddr(t))
+		raftAddr := testnet.FreeAddr(t)
 		cfgs[i] = config{
-			grpcAddr: grpcAddrs[i], raftAddr: testnet.FreeAddr(t), healthAddr: testnet.FreeAddr(t),
+			grpcAddr: grpcAddrs[i], raftAddr: raftAddr, healthAddr: testnet.FreeAddr(t),
+			grpcAdvertise: localhost(t, grpcAddrs[i]), raftAdvertise: localhost(t, raftAddr),
 			nodeID: fmt.Sprintf("node%d", i), dataDir: t.TempDir(), bootstrapExpect: 3,
 			snapshotThreshold: 8192, snapshotInterval: 30 * time.Second, trailingLogs: 10240,
 			leaseIdleTimeout: 30 * time.Second, readConsistency: "linearizable", maxMessageBytes: 16 << 20,
@@ -67,7 +76,7 @@ func TestSecuredClusterFromFlags(t *testing.T) {
 	}
 	defer startNodes(t, cfgs)()
 
-	cc, err := grpc.NewClient(grpcAddrs[1], grpc.WithTransportCredentials(credentials.NewTLS(
+	cc, err := grpc.NewClient(localhost(t, grpcAddrs[1]), grpc.WithTransportCredentials(credentials.NewTLS(
 		&tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS13})))
 	if err != nil {
 		t.Fatal(err)
@@ -115,4 +124,14 @@ func TestSecuredClusterFromFlags(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// localhost turns 127.0.0.1:port into localhost:port.
+func localhost(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("localhost", port)
 }

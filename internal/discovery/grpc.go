@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	grpcpeer "google.golang.org/grpc/peer"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 )
@@ -15,6 +16,11 @@ type GRPCProber struct {
 	// DialOptions are used for every connection (default: insecure
 	// transport credentials).
 	DialOptions []grpc.DialOption
+	// CheckAnswer, when set, vets an answer against the connection it came
+	// on (p: the server's address and credentials): with node TLS, that
+	// the server's certificate covers the addresses the answer claims,
+	// since a probe dials an IP no certificate names.
+	CheckAnswer func(p *grpcpeer.Peer, answer Peer) error
 }
 
 func (g GRPCProber) dial(addr string) (*grpc.ClientConn, error) {
@@ -33,7 +39,8 @@ func (g GRPCProber) Probe(ctx context.Context, addr string) (Peer, error) {
 		return Peer{}, err
 	}
 	defer cc.Close()
-	st, err := sqlraftv1.NewClusterServiceClient(cc).Status(ctx, &sqlraftv1.StatusRequest{}, grpc.WaitForReady(true))
+	var p grpcpeer.Peer
+	st, err := sqlraftv1.NewClusterServiceClient(cc).Status(ctx, &sqlraftv1.StatusRequest{}, grpc.WaitForReady(true), grpc.Peer(&p))
 	if err != nil {
 		return Peer{}, fmt.Errorf("discovery: probe %s: %w", addr, err)
 	}
@@ -44,10 +51,16 @@ func (g GRPCProber) Probe(ctx context.Context, addr string) (Peer, error) {
 	if id == "" || st.GetRaftAddress() == "" {
 		return Peer{}, fmt.Errorf("discovery: probe %s: status lacks node id or raft address", addr)
 	}
-	return Peer{
+	answer := Peer{
 		ID:       id,
 		RaftAddr: st.GetRaftAddress(),
 		GRPCAddr: st.GetGrpcAddress(),
 		Member:   st.GetHeader().GetLeaderId() != "" || st.GetLastLogIndex() > 0,
-	}, nil
+	}
+	if g.CheckAnswer != nil {
+		if err := g.CheckAnswer(&p, answer); err != nil {
+			return Peer{}, fmt.Errorf("discovery: probe %s: %w", addr, err)
+		}
+	}
+	return answer, nil
 }

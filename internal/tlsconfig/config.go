@@ -231,6 +231,19 @@ func (c *Config) NodeDialOptions() []grpc.DialOption {
 	return nil
 }
 
+// ProbeDialOptions are the dial options of discovery probes. A probe dials
+// an address from DNS records, an IP that no certificate names (a pod's IP
+// changes with every start), so the server must hold a node certificate
+// but its name is checked afterwards, against the addresses it says it has
+// (CheckClaims), not against the dialed IP. Everything the node does with
+// a probe's answer then dials those addresses, fully verified.
+func (c *Config) ProbeDialOptions() []grpc.DialOption {
+	if !c.NodeTLS() {
+		return c.NodeDialOptions()
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(nodeDialCreds{c: c, anyName: true})}
+}
+
 // ClientServerConfig is the client port's tls.Config: a hello offering
 // ALPNNode (with node TLS on) gets the node configuration, everyone else
 // the client certificate (or the node certificate when there is none) and
@@ -264,9 +277,15 @@ func (c *Config) RaftServerConfig() *tls.Config {
 // closure per dial, and the connection state carries no server name for an
 // IP address: NodeDialOptions builds this config for each handshake.)
 func (c *Config) NodeDialConfig(host string) *tls.Config {
+	return c.nodeDialConfig(host, host)
+}
+
+// nodeDialConfig sends sni and verifies the server's name against
+// verifyHost ("" checks the chain only; see ProbeDialOptions).
+func (c *Config) nodeDialConfig(sni, verifyHost string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,
-		ServerName: host,
+		ServerName: sni,
 		NextProtos: []string{ALPNNode, "h2"},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return c.nodeCert.get(), nil
@@ -276,21 +295,29 @@ func (c *Config) NodeDialConfig(host string) *tls.Config {
 		// pool fixed when this config was built.
 		InsecureSkipVerify: true, //nolint:gosec // verified in VerifyConnection
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return c.verify(cs, c.nodeCA, host, serverUse, peerInfo{port: "dial", addr: host})
+			return c.verify(cs, c.nodeCA, verifyHost, serverUse, peerInfo{port: "dial", addr: sni})
 		},
 	}
 }
 
 // nodeDialCreds are the transport credentials of node dials: each
-// handshake gets a NodeDialConfig for the host it dials.
-type nodeDialCreds struct{ c *Config }
+// handshake gets a NodeDialConfig for the host it dials (with anyName, one
+// that checks the chain only: ProbeDialOptions).
+type nodeDialCreds struct {
+	c       *Config
+	anyName bool
+}
 
 func (d nodeDialCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	host, _, err := net.SplitHostPort(authority)
 	if err != nil {
 		host = authority
 	}
-	return credentials.NewTLS(d.c.NodeDialConfig(host)).ClientHandshake(ctx, authority, conn)
+	verifyHost := host
+	if d.anyName {
+		verifyHost = ""
+	}
+	return credentials.NewTLS(d.c.nodeDialConfig(host, verifyHost)).ClientHandshake(ctx, authority, conn)
 }
 
 func (d nodeDialCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {

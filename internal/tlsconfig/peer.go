@@ -3,6 +3,7 @@ package tlsconfig
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -42,9 +43,36 @@ func ClientPeer(ctx context.Context) (cn string, ok bool) {
 	return leaf.Subject.CommonName, true
 }
 
+// CheckClaims reports whether the certificate the server of a finished
+// call presented (p, from grpc.Peer) covers the host of every address in
+// claims; "" entries are skipped. A discovery probe's answer is checked so
+// (ProbeDialOptions).
+func CheckClaims(p *peer.Peer, claims ...string) error {
+	leaf, _ := leafOf(p)
+	if leaf == nil {
+		return errors.New("tlsconfig: the peer presented no certificate")
+	}
+	for _, a := range claims {
+		if a == "" {
+			continue
+		}
+		if err := CheckAddress(leaf, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func peerLeaf(ctx context.Context) (*x509.Certificate, string) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
+		return nil, ""
+	}
+	return leafOf(p)
+}
+
+func leafOf(p *peer.Peer) (*x509.Certificate, string) {
+	if p == nil {
 		return nil, ""
 	}
 	ti, ok := p.AuthInfo.(credentials.TLSInfo)

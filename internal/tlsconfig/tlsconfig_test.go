@@ -2,6 +2,7 @@ package tlsconfig
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net"
 	"os"
@@ -10,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 
 	"github.com/sqlraft/sqlraft/internal/testdir"
 	"github.com/sqlraft/sqlraft/internal/testlog"
@@ -264,6 +268,34 @@ func TestNodeDial(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "refused a node's server certificate") {
 		t.Fatalf("dial refusal not logged:\n%s", f.logs.String())
+	}
+}
+
+// A discovery probe accepts a node certificate that does not name the IP
+// it dialed, refuses one from another CA, and CheckClaims then holds the
+// answer to the names the certificate covers.
+func TestProbeDial(t *testing.T) {
+	f := newFixture(t, ClientAuthDefault)
+	pod := f.ca.Node("sqlraft-1.peers")
+	server := &tls.Config{Certificates: []tls.Certificate{pod.TLS()}, ClientAuth: tls.RequireAnyClientCert}
+	probe := f.c.nodeDialConfig("127.0.0.1", "")
+	if _, cerr, _ := handshake(server, probe); cerr != nil {
+		t.Fatalf("a node certificate for the pod's name, dialed by IP: %v", cerr)
+	}
+	// What grpc.Peer gives the prober after the call.
+	p := &peer.Peer{AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{PeerCertificates: []*x509.Certificate{pod.Cert}}}}
+	if err := CheckClaims(p, "sqlraft-1.peers:6002", "", "sqlraft-1.peers:6001"); err != nil {
+		t.Fatalf("claims the certificate covers: %v", err)
+	}
+	if err := CheckClaims(p, "sqlraft-1.peers:6002", "sqlraft-2.peers:6001"); err == nil {
+		t.Fatal("a claim the certificate does not cover passed")
+	}
+	if err := CheckClaims(&peer.Peer{}, "x:1"); err == nil {
+		t.Fatal("a plaintext peer passed")
+	}
+	server.Certificates = []tls.Certificate{f.foreign.Node("sqlraft-1.peers").TLS()}
+	if _, cerr, _ := handshake(server, probe); cerr == nil || !strings.Contains(cerr.Error(), "unknown authority") {
+		t.Fatalf("a foreign node certificate on a probe: %v", cerr)
 	}
 }
 

@@ -6,14 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/internal/discovery"
+	"github.com/sqlraft/sqlraft/internal/tlsconfig"
 	"github.com/sqlraft/sqlraft/raftnode"
 )
 
@@ -79,6 +82,22 @@ func (m *membership) bootstrap(voters []raftnode.Member) error {
 	return m.node.BootstrapVoters(voters)
 }
 
+// prober is discovery's: with node TLS it dials the candidates' IPs
+// checking only that they hold a node certificate, then checks that the
+// certificate covers the addresses each answer claims (tlsconfig
+// ProbeDialOptions): everything done with an answer dials those.
+func (m *membership) prober() discovery.GRPCProber {
+	if !m.cfg.TLS.NodeTLS() {
+		return discovery.GRPCProber{DialOptions: m.dial}
+	}
+	return discovery.GRPCProber{
+		DialOptions: append(slices.Clone(m.dial), m.cfg.TLS.ProbeDialOptions()...),
+		CheckAnswer: func(p *peer.Peer, answer discovery.Peer) error {
+			return tlsconfig.CheckClaims(p, answer.RaftAddr, answer.GRPCAddr)
+		},
+	}
+}
+
 // discover runs internal/discovery and carries out its plan. A non-voter
 // never bootstraps: it waits for a formed cluster and joins it.
 func (m *membership) discover(ctx context.Context) error {
@@ -95,7 +114,7 @@ func (m *membership) discover(ctx context.Context) error {
 		Expect:   expect,
 		HasState: m.node.HasState(),
 		Source:   src,
-		Prober:   discovery.GRPCProber{DialOptions: m.dial},
+		Prober:   m.prober(),
 		Interval: m.cfg.RetryInterval,
 		Logf:     func(format string, args ...any) { m.logger.Info(fmt.Sprintf(format, args...)) },
 	})
