@@ -58,6 +58,8 @@ type Options struct {
 	// Verifiers bounds concurrent hash verifications (default GOMAXPROCS,
 	// at least 2): each argon2id verification holds its memory cost.
 	Verifiers int
+	// Now is the clock of the cache's expiry (default time.Now).
+	Now func() time.Time
 }
 
 func (o *Options) defaults() {
@@ -71,6 +73,9 @@ func (o *Options) defaults() {
 	o.LogWindow = cmpOr(o.LogWindow, time.Minute)
 	o.ReloadCheck = cmpOr(o.ReloadCheck, time.Second)
 	o.Verifiers = cmpOr(o.Verifiers, max(2, runtime.GOMAXPROCS(0)))
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 func cmpOr[T int | time.Duration](v, d T) T {
@@ -210,7 +215,7 @@ func (s *Store) authenticate(ctx context.Context, peer, name, secret string, tok
 	key := cacheKey{name: name, secret: sha256.Sum256([]byte(secret))}
 	p := u.byName[name]
 	if p != nil && p.token == token && p.secret != nil && name != Anonymous {
-		if e, ok := s.cache.Get(key); ok && e.from == u && time.Now().Before(e.expires) {
+		if e, ok := s.cache.Get(key); ok && e.from == u && s.opts.Now().Before(e.expires) {
 			return Identity{Name: name, Permissions: p.perms}, nil
 		}
 	} else {
@@ -234,7 +239,7 @@ func (s *Store) authenticate(ctx context.Context, peer, name, secret string, tok
 		s.limit.failed(peer)
 		return Identity{}, ErrInvalidCredentials
 	}
-	s.cache.Add(key, cacheEntry{from: u, expires: time.Now().Add(s.opts.CacheTTL)})
+	s.cache.Add(key, cacheEntry{from: u, expires: s.opts.Now().Add(s.opts.CacheTTL)})
 	return Identity{Name: name, Permissions: p.perms}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,11 @@ type k8sSecret struct {
 
 func (k *k8sSecret) write(t *testing.T, files map[string][]byte) {
 	t.Helper()
+	if runtime.GOOS == "windows" {
+		// Links there need a privilege, and wine makes ones that do not
+		// resolve; the other tests replace files by rename.
+		t.Skip("symbolic links: Kubernetes' secret swap is not a Windows thing")
+	}
 	k.gen++
 	gen := filepath.Join(k.dir, "..gen"+string(rune('a'+k.gen)))
 	if err := os.Mkdir(gen, 0o755); err != nil {
@@ -64,7 +70,7 @@ func (k *k8sSecret) write(t *testing.T, files map[string][]byte) {
 		link := filepath.Join(k.dir, name)
 		if _, err := os.Lstat(link); err != nil {
 			if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
-				t.Skipf("no symbolic links here (Windows without the privilege): %v", err)
+				t.Fatal(err)
 			}
 		}
 	}
