@@ -36,6 +36,8 @@ type cluster struct {
 	name    string // unique prefix of this test's Docker objects
 	network string
 	flags   []string // extra daemon flags for every node
+	mounts  []string // extra -v arguments of every node's container
+	secure  *secured // TLS and credentials of the test's clients (nil: plaintext)
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by address
@@ -46,8 +48,17 @@ type cluster struct {
 // other than their ordinals, and waits until all are healthy.
 func newCluster(t *testing.T, n int, flags ...string) *cluster {
 	t.Helper()
+	return startCluster(t, n, nil, flags...)
+}
+
+// startCluster is newCluster, secured as s says when s is not nil.
+func startCluster(t *testing.T, n int, s *secured, flags ...string) *cluster {
+	t.Helper()
 	safe := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	c := &cluster{t: t, name: runID + "-" + safe, flags: flags, conns: map[string]*grpc.ClientConn{}, ips: map[string]string{}}
+	if s != nil {
+		c.secure, c.flags, c.mounts = s, append(s.flags(), flags...), s.mounts()
+	}
 	c.network = c.name
 	t.Cleanup(c.cleanup)
 	c.docker("network", "create", "--label", c.labels()[0], "--label", c.labels()[1], "--label", c.labels()[2], c.network)
@@ -107,6 +118,9 @@ func (c *cluster) start(h string, extra ...string) {
 	args = []string{"run", "-d", "--name", c.container(h), "--hostname", h, "--network", c.network,
 		"--network-alias", h, "--network-alias", peersAlias, "--network-alias", clientAlias,
 		"-v", vol + ":/var/lib/sqlraft", "--stop-timeout", "30"}
+	for _, m := range c.mounts {
+		args = append(args, "-v", m)
+	}
 	for _, l := range c.labels() {
 		args = append(args, "--label", l)
 	}
@@ -182,7 +196,11 @@ func (c *cluster) conn(h string) (*grpc.ClientConn, error) {
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if c.secure != nil {
+		opts = c.secure.dialOptions(h)
+	}
+	cc, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
 	}
