@@ -61,6 +61,11 @@ func start(cfg Config) (_ *Node, err error) {
 		if cfg.Server.Users, err = auth.Open(cfg.UsersFile, auth.Options{Logger: cfg.Logger.With("component", "auth")}); err != nil {
 			return nil, err
 		}
+		if !cfg.TLS.NodeTLS() {
+			cfg.Logger.Warn("users without node TLS: nodes have no credentials of their own, so joining, address " +
+				"publication and discovery need the '*' user to grant join and status (to anyone); " +
+				"add --node-cert, --node-key and --node-ca (SECURITY.md)")
+		}
 	}
 	lis := cfg.GRPCListener
 	if lis == nil {
