@@ -18,7 +18,9 @@ import (
 // BenchmarkAuthenticatedQuery compares a point read on a node without a
 // users file with the same read authenticated by a password and by a token
 // (argon2id at the production cost: after the first call, the verification
-// cache answers): go test ./server -run '^$' -bench AuthenticatedQuery
+// cache answers), and both again over TLS with node mTLS on (a connection's
+// handshake is paid once; each call pays encryption):
+// go test ./server -run '^$' -bench AuthenticatedQuery
 func BenchmarkAuthenticatedQuery(b *testing.B) {
 	pw, err := auth.HashPassword([]byte("pw"))
 	if err != nil {
@@ -31,13 +33,16 @@ func BenchmarkAuthenticatedQuery(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "users.yaml")
 	os.WriteFile(path, []byte(fmt.Sprintf("users:\n- name: u\n  password_hash: '%s'\n  permissions: [query, execute]\n"+
 		"tokens:\n- name: ci\n  token_hash: '%s'\n  permissions: [query]\n", pw, tokenHash)), 0o600)
-	open := servertest.New(b, 1, servertest.Options{}).Leader()
-	authed := servertest.New(b, 1, servertest.Options{Server: func(_ int, o *server.Options) {
+	users := func(_ int, o *server.Options) {
 		if o.Users, err = auth.Open(path, auth.Options{}); err != nil {
 			b.Fatal(err)
 		}
-	}}).Leader()
-	for _, n := range []*servertest.Node{open, authed} {
+	}
+	open := servertest.New(b, 1, servertest.Options{}).Leader()
+	authed := servertest.New(b, 1, servertest.Options{Server: users}).Leader()
+	tlsOpen := servertest.New(b, 1, servertest.Options{TLS: &servertest.TLSOptions{}}).Leader()
+	tlsAuthed := servertest.New(b, 1, servertest.Options{TLS: &servertest.TLSOptions{}, Server: users}).Leader()
+	for _, n := range []*servertest.Node{open, authed, tlsOpen, tlsAuthed} {
 		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", basic("u", "pw"))
 		if _, err := n.DB().Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{
 			{Sql: "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"}, {Sql: "INSERT INTO t VALUES(1, 'x')"}}}); err != nil {
@@ -50,7 +55,8 @@ func BenchmarkAuthenticatedQuery(b *testing.B) {
 		name  string
 		n     *servertest.Node
 		authz string
-	}{{"open", open, ""}, {"basic", authed, basic("u", "pw")}, {"bearer", authed, "Bearer " + token}} {
+	}{{"open", open, ""}, {"basic", authed, basic("u", "pw")}, {"bearer", authed, "Bearer " + token},
+		{"tls-open", tlsOpen, ""}, {"tls-basic", tlsAuthed, basic("u", "pw")}} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			if bc.authz != "" {
