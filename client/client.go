@@ -181,6 +181,7 @@ func (c *Client) invoke(ctx context.Context, kind opKind, rt route, callOpts []C
 	start := time.Now()
 	pause := c.opts.backoffBase
 	redirects := 0
+	var retried error // the last error that was retried
 	for n := 1; ; n++ {
 		addr := c.target(rt, co)
 		cc, err := c.conn(addr)
@@ -193,6 +194,9 @@ func (c *Client) invoke(ctx context.Context, kind opKind, rt route, callOpts []C
 			return nil
 		}
 		if ctx.Err() != nil {
+			if retried != nil { // say why the call was still retrying
+				err = fmt.Errorf("%w (then the context ended: %v)", retried, err)
+			}
 			return wrapAttempts(n, err)
 		}
 		v := classify(err, kind, c.opts.retryUnknown || co.idempotent)
@@ -212,7 +216,7 @@ func (c *Client) invoke(ctx context.Context, kind opKind, rt route, callOpts []C
 			return wrapAttempts(n, err)
 		}
 		c.failed(addr)
-		redirects = 0
+		redirects, retried = 0, err
 		if serr := c.sleep(ctx, start, pause); serr != nil {
 			return wrapAttempts(n, fmt.Errorf("%w (stopped retrying: %v)", err, serr))
 		}

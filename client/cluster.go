@@ -10,7 +10,9 @@ import (
 
 // clusterCall runs one unary ClusterService call with the retry policy of
 // kind and the routing rt.
-func clusterCall[Resp interface{ GetHeader() *sqlraftv1.ResponseHeader }](c *Client, ctx context.Context, kind opKind, rt route,
+func clusterCall[Resp interface {
+	GetHeader() *sqlraftv1.ResponseHeader
+}](c *Client, ctx context.Context, kind opKind, rt route,
 	opts []CallOption, call func(sqlraftv1.ClusterServiceClient, context.Context) (Resp, error)) (Resp, error) {
 	var resp Resp
 	err := c.invoke(ctx, kind, rt, opts, func(ctx context.Context, cc *grpc.ClientConn) (*sqlraftv1.ResponseHeader, error) {

@@ -121,7 +121,9 @@ func Null() *sqlraftv1.Value {
 }
 
 // Integer returns an INTEGER value.
-func Integer(i int64) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}} }
+func Integer(i int64) *sqlraftv1.Value {
+	return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Integer{Integer: i}}
+}
 
 // Real returns a REAL value.
 func Real(f float64) *sqlraftv1.Value { return &sqlraftv1.Value{Kind: &sqlraftv1.Value_Real{Real: f}} }
