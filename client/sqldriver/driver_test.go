@@ -194,8 +194,14 @@ func TestTransactions(t *testing.T) {
 		t.Fatalf("a rolled-back transaction sent %v", got)
 	}
 
-	// A failing statement fails Commit and undoes the whole transaction.
-	tx, err = db.BeginTx(ctx, nil)
+	checkFailedCommitUndoesAll(t, ctx, db)
+}
+
+// checkFailedCommitUndoesAll: a failing statement fails Commit and undoes
+// the whole transaction; unsupported transaction options are refused.
+func checkFailedCommitUndoesAll(t *testing.T, ctx context.Context, db *sql.DB) {
+	t.Helper()
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
