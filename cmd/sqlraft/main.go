@@ -43,7 +43,7 @@ func rootCommand() *cobra.Command {
 		SilenceUsage: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVarP(&g.addr, "addr", "a", "localhost:6001", "client (gRPC) address of any node")
+	pf.StringVarP(&g.addr, "addr", "a", "localhost:6001", "client (gRPC) address of any node; exec and query take a comma-separated list of nodes and fail over, other commands use the first")
 	pf.DurationVar(&g.timeout, "timeout", 30*time.Second, "deadline for each call")
 	pf.BoolVar(&g.noForward, "no-forward", false, "ask followers not to forward to the leader")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
@@ -53,7 +53,7 @@ func rootCommand() *cobra.Command {
 	return root
 }
 
-// dial connects to g.addr.
+// dial connects to the first node of --addr.
 func (g *globals) dial() (*grpc.ClientConn, error) {
 	// Responses may be as large as the server's --max-message-size allows
 	// (plus a header); the server, not the CLI, is what bounds them.
@@ -61,7 +61,7 @@ func (g *globals) dial() (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return grpc.NewClient(g.addr, append(creds,
+	return grpc.NewClient(g.firstAddr(), append(creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 		// Flow control: with grpc-go's default (a 64 KiB window that BDP
 		// estimation grows from round trips, which on a fast local link stay
@@ -89,7 +89,7 @@ func (g *globals) callContext(parent context.Context) (context.Context, context.
 	return ctx, cancel
 }
 
-// call dials g.addr and runs fn with a bounded call context.
+// call dials the first node of --addr and runs fn with a bounded call context.
 func (g *globals) call(parent context.Context, fn func(context.Context, *grpc.ClientConn) error) error {
 	conn, err := g.dial()
 	if err != nil {

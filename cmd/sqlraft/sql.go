@@ -11,13 +11,13 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
+	"github.com/sqlraft/sqlraft/client"
 )
 
 func execCommand(g *globals) *cobra.Command {
@@ -32,9 +32,8 @@ func execCommand(g *globals) *cobra.Command {
 				return err
 			}
 			var resp *sqlraftv1.ExecuteResponse
-			err = g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-				resp, err = sqlraftv1.NewDatabaseServiceClient(conn).Execute(ctx,
-					&sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{stmt}, Transaction: tx})
+			err = g.withClient(cmd.Context(), func(ctx context.Context, c *client.Client, opts []client.CallOption) (err error) {
+				resp, err = c.Execute(ctx, &sqlraftv1.ExecuteRequest{Statements: []*sqlraftv1.Statement{stmt}, Transaction: tx}, opts...)
 				return err
 			})
 			if err != nil {
@@ -74,9 +73,9 @@ func queryCommand(g *globals) *cobra.Command {
 				return err
 			}
 			var resp *sqlraftv1.QueryResponse
-			err = g.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-				resp, err = sqlraftv1.NewDatabaseServiceClient(conn).Query(ctx, &sqlraftv1.QueryRequest{
-					Statements: []*sqlraftv1.Statement{stmt}, Consistency: level, Freshness: durationpb.New(freshness)})
+			err = g.withClient(cmd.Context(), func(ctx context.Context, c *client.Client, opts []client.CallOption) (err error) {
+				resp, err = c.Query(ctx, &sqlraftv1.QueryRequest{
+					Statements: []*sqlraftv1.Statement{stmt}, Consistency: level, Freshness: durationpb.New(freshness)}, opts...)
 				return err
 			})
 			if err != nil {
