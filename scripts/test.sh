@@ -7,9 +7,9 @@ set -euo pipefail
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-tags=sqlite_preupdate_hook"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-race_pkgs=(./raftnode/... ./server/... )
+race_pkgs=(./raftnode/... ./server/... ./client/...)
 [ -d snapshot ] && race_pkgs+=(./snapshot/...)
-other_pkgs=$(go list ./... | grep -v -e '/raftnode' -e '/server' -e '/snapshot'  || true)
+other_pkgs=$(go list ./... | grep -v -e '/raftnode' -e '/server' -e '/snapshot' -e '/client' || true)
 echo "== go vet"
 go vet ./...
 echo "== go test -race ${race_pkgs[*]}"
