@@ -38,6 +38,9 @@ var (
 type Read struct {
 	Level     sqlraftv1.ReadConsistency
 	Freshness time.Duration
+	// MinIndex, when not 0, is the Raft index the read must reflect: the
+	// node that serves it waits until it has applied it (minindex.go).
+	MinIndex uint64
 }
 
 // needsLeader reports whether r can be served only by the leader.
@@ -78,6 +81,9 @@ func (n *Node) Query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) 
 // query runs statements known to be read-only (or to be judged when they
 // run) at r.
 func (n *Node) query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, uint64, error) {
+	if err := n.waitIndex(ctx, r.MinIndex); err != nil {
+		return nil, 0, err
+	}
 	if r.Level == sqlraftv1.ReadConsistency_READ_CONSISTENCY_STRONG {
 		applied, err := n.StrongRead(ctx, &sqlraftv1.QueryRequest{Statements: stmts, Consistency: r.Level})
 		if err != nil {
@@ -155,6 +161,9 @@ func (n *Node) Stream(ctx context.Context, r Read, stmt *sqlraftv1.Statement, ba
 	send func(index uint64, cols, types []string, rows []*sqlraftv1.Row) error) error {
 	if r.needsLeader() && !n.IsLeader() {
 		return n.notLeader()
+	}
+	if err := n.waitIndex(ctx, r.MinIndex); err != nil {
+		return err
 	}
 	index, err := n.prepareRead(ctx, r)
 	if err != nil {
