@@ -105,7 +105,7 @@ func (n *Node) query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) 
 	qctx, cancel := n.withQueryTime(ctx)
 	defer cancel()
 	results, pos, err := n.db.Query(qctx, stmts)
-	return results, max(index, pos.Index), n.queryTimeError(qctx, err)
+	return results, max(index, pos.Index, r.MinIndex), n.queryTimeError(qctx, err)
 }
 
 // Request validates stmts once and serves them: as a read at r when every
@@ -173,7 +173,7 @@ func (n *Node) Stream(ctx context.Context, r Read, stmt *sqlraftv1.Statement, ba
 	defer stop()
 	err = n.db.QueryStream(sctx, stmt, batchSize,
 		func(pos sqlitedb.Position, cols, types []string, rows []*sqlraftv1.Row) error {
-			return clock.sending(func() error { return send(max(index, pos.Index), cols, types, rows) })
+			return clock.sending(func() error { return send(max(index, pos.Index, r.MinIndex), cols, types, rows) })
 		})
 	return n.queryTimeError(sctx, err)
 }

@@ -11,6 +11,8 @@ import (
 // (Read.MinIndex, the raft_index of an earlier response's header). The node
 // that serves it waits until its FSM has applied that index, woken by the
 // FSM's apply notification, within the caller's deadline and MaxQueryTime.
+// The answer's index is then at least MinIndex: entries between the
+// database's position and MinIndex are ones the FSM never sees.
 
 // IndexNotAppliedError is returned when a read's MinIndex was not applied on
 // this node before its wait ended.

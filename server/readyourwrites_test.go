@@ -34,6 +34,43 @@ func TestReadYourWrites(t *testing.T) {
 	t.Run("LaterIndex", func(t *testing.T) { testLaterIndex(t, c, leader, follower) })
 	t.Run("IndexNotApplied", func(t *testing.T) { testIndexNotApplied(t, leader, follower) })
 	t.Run("Cancelled", func(t *testing.T) { testIndexWaitCancelled(t, c, follower) })
+	t.Run("IndexOfANoOp", func(t *testing.T) { testIndexOfANoOp(t, c, leader, follower) })
+}
+
+// testIndexOfANoOp: after a leadership transfer the new leader's last
+// entries are its no-op and barrier, which the FSM never sees, and a
+// LINEARIZABLE read's header names that commit index. A NONE read on
+// another node with it as min_raft_index succeeds, although no apply ever
+// reaches that index, and its header says at least that index.
+func testIndexOfANoOp(t *testing.T, c *servertest.Cluster, leader, follower *servertest.Node) {
+	if _, err := leader.Cluster().TransferLeadership(ctx(t), &sqlraftv1.TransferLeadershipRequest{Id: follower.ID}); err != nil {
+		t.Fatalf("transfer leadership to %s: %v", follower.ID, err)
+	}
+	newLeader := c.Leader()
+	var resp *sqlraftv1.QueryResponse
+	err := servertest.Retry(t, retryCtx(t), servertest.Idempotent, func(ctx context.Context) (err error) {
+		resp, err = newLeader.DB().Query(ctx, &sqlraftv1.QueryRequest{Statements: []*sqlraftv1.Statement{st("SELECT 1")},
+			Consistency: sqlraftv1.ReadConsistency_READ_CONSISTENCY_LINEARIZABLE})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := resp.GetHeader().GetRaftIndex()
+	t.Logf("commit index %d; the leader's FSM applied %d", i, newLeader.Raft.FSM().Applied())
+	for _, n := range c.Nodes {
+		if n == newLeader {
+			continue
+		}
+		got, err := n.DB().Query(ctx(t), &sqlraftv1.QueryRequest{Consistency: none, MinRaftIndex: i,
+			Statements: []*sqlraftv1.Statement{st("SELECT count(*) FROM kv")}})
+		if err != nil {
+			t.Fatalf("NONE read on %s with min_raft_index %d (a commit index): %v", n.ID, i, err)
+		}
+		if got.GetHeader().GetRaftIndex() < i {
+			t.Errorf("%s: header raft_index %d, want at least %d", n.ID, got.GetHeader().GetRaftIndex(), i)
+		}
+	}
 }
 
 // testLaggingFollowerWaits: the follower hears nothing from the leader
