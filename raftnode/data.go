@@ -38,6 +38,9 @@ var (
 type Read struct {
 	Level     sqlraftv1.ReadConsistency
 	Freshness time.Duration
+	// MinIndex, when not 0, is the Raft index the read must reflect: the
+	// node that serves it waits until it has applied it (minindex.go).
+	MinIndex uint64
 }
 
 // needsLeader reports whether r can be served only by the leader.
@@ -78,6 +81,9 @@ func (n *Node) Query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) 
 // query runs statements known to be read-only (or to be judged when they
 // run) at r.
 func (n *Node) query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) ([]*sqlraftv1.QueryResult, uint64, error) {
+	if err := n.waitIndex(ctx, r.MinIndex); err != nil {
+		return nil, 0, err
+	}
 	if r.Level == sqlraftv1.ReadConsistency_READ_CONSISTENCY_STRONG {
 		applied, err := n.StrongRead(ctx, &sqlraftv1.QueryRequest{Statements: stmts, Consistency: r.Level})
 		if err != nil {
@@ -99,7 +105,7 @@ func (n *Node) query(ctx context.Context, r Read, stmts []*sqlraftv1.Statement) 
 	qctx, cancel := n.withQueryTime(ctx)
 	defer cancel()
 	results, pos, err := n.db.Query(qctx, stmts)
-	return results, max(index, pos.Index), n.queryTimeError(qctx, err)
+	return results, max(index, pos.Index, r.MinIndex), n.queryTimeError(qctx, err)
 }
 
 // Request validates stmts once and serves them: as a read at r when every
@@ -156,6 +162,9 @@ func (n *Node) Stream(ctx context.Context, r Read, stmt *sqlraftv1.Statement, ba
 	if r.needsLeader() && !n.IsLeader() {
 		return n.notLeader()
 	}
+	if err := n.waitIndex(ctx, r.MinIndex); err != nil {
+		return err
+	}
 	index, err := n.prepareRead(ctx, r)
 	if err != nil {
 		return err
@@ -164,7 +173,7 @@ func (n *Node) Stream(ctx context.Context, r Read, stmt *sqlraftv1.Statement, ba
 	defer stop()
 	err = n.db.QueryStream(sctx, stmt, batchSize,
 		func(pos sqlitedb.Position, cols, types []string, rows []*sqlraftv1.Row) error {
-			return clock.sending(func() error { return send(max(index, pos.Index), cols, types, rows) })
+			return clock.sending(func() error { return send(max(index, pos.Index, r.MinIndex), cols, types, rows) })
 		})
 	return n.queryTimeError(sctx, err)
 }

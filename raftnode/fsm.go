@@ -114,9 +114,7 @@ func (f *FSM) setApplied(i uint64) {
 // WaitApplied blocks until the FSM has applied index i or ctx ends.
 func (f *FSM) WaitApplied(ctx context.Context, i uint64) error {
 	for {
-		f.mu.Lock()
-		ch := f.notify
-		f.mu.Unlock()
+		ch := f.appliedChanged()
 		if f.applied.Load() >= i {
 			return nil
 		}
@@ -126,6 +124,14 @@ func (f *FSM) WaitApplied(ctx context.Context, i uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// appliedChanged returns a channel that is closed when the applied index
+// next changes. Take it before reading Applied.
+func (f *FSM) appliedChanged() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.notify
 }
 
 // NodeAddress returns a node's client address from the replicated table.

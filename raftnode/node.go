@@ -59,6 +59,8 @@ type Node struct {
 	raftRef      atomic.Pointer[raft.Raft]
 	stateIndexes stateIndexMemo // see stateIndex
 	lag          *applyLag
+	// indexWaiters counts reads waiting for their MinIndex (minindex.go).
+	indexWaiters atomic.Int64
 
 	checksums *ChecksumCache // see checksum.go
 	storage   *storageStats  // cached sizes for Status

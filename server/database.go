@@ -58,7 +58,8 @@ func (d *database) Query(ctx context.Context, req *sqlraftv1.QueryRequest) (*sql
 			return sqlraftv1.NewDatabaseServiceClient(conn).Query(fctx, req)
 		})
 	}
-	results, index, err := d.s.node.Query(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()},
+	results, index, err := d.s.node.Query(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration(),
+		MinIndex: req.GetMinRaftIndex()},
 		req.GetStatements())
 	if err != nil {
 		return nil, d.s.toStatus(err)
@@ -78,7 +79,8 @@ func (d *database) Request(ctx context.Context, req *sqlraftv1.RequestRequest) (
 	if err != nil {
 		return nil, err
 	}
-	applied, err := d.s.node.Request(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()}, req,
+	applied, err := d.s.node.Request(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration(),
+		MinIndex: req.GetMinRaftIndex()}, req,
 		requestCheck(ctx))
 	if errors.Is(err, raftnode.ErrNotLeader) {
 		return forward(d.s, ctx, func(fctx context.Context, conn *grpc.ClientConn) (*sqlraftv1.RequestResponse, error) {
@@ -109,7 +111,8 @@ func (d *database) QueryStream(req *sqlraftv1.QueryStreamRequest, stream sqlraft
 		batch = 500
 	}
 	first := true
-	err = d.s.node.Stream(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration()}, req.GetStatement(),
+	err = d.s.node.Stream(ctx, raftnode.Read{Level: level, Freshness: req.GetFreshness().AsDuration(),
+		MinIndex: req.GetMinRaftIndex()}, req.GetStatement(),
 		batch, func(index uint64, cols, types []string, rows []*sqlraftv1.Row) error {
 			msg := &sqlraftv1.QueryStreamResponse{Columns: cols, Types: types, Rows: rows}
 			if first {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -28,6 +29,10 @@ const (
 	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
 	// ReasonStale: the node is further behind than the freshness bound.
 	ReasonStale = "STALE_READ"
+	// ReasonIndexNotApplied: the node had not applied a read's
+	// min_raft_index by the deadline (metadata min_raft_index,
+	// applied_index); retry, at another node, or with a longer deadline.
+	ReasonIndexNotApplied = "INDEX_NOT_APPLIED"
 )
 
 // toStatus maps an error from the layers below to a gRPC status.
@@ -45,7 +50,12 @@ func (s *Server) toStatus(err error) error {
 	var inv *raftnode.InvalidError
 	var tooLarge *msglimit.TooLargeError
 	var queryTime *raftnode.QueryTimeError
+	var notApplied *raftnode.IndexNotAppliedError
 	switch {
+	case errors.As(err, &notApplied):
+		return withInfo(codes.FailedPrecondition, err.Error(), ReasonIndexNotApplied, map[string]string{
+			"min_raft_index": strconv.FormatUint(notApplied.MinIndex, 10),
+			"applied_index":  strconv.FormatUint(notApplied.Applied, 10)})
 	case errors.As(err, &queryTime):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.As(err, &inv):

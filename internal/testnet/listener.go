@@ -12,8 +12,9 @@ import (
 // them all at once, as a crash or a cut cable would.
 type SeverableListener struct {
 	net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	paused bool // new connections are closed at once (Pause)
 }
 
 // NewSeverableListener wraps l.
@@ -23,14 +24,42 @@ func NewSeverableListener(l net.Listener) *SeverableListener {
 
 // Accept implements net.Listener.
 func (l *SeverableListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		paused := l.paused
+		if !paused {
+			l.conns[c] = struct{}{}
+		}
+		l.mu.Unlock()
+		if !paused {
+			return c, nil
+		}
+		c.Close()
 	}
+}
+
+// Pause drops every connection accepted so far and closes each new one as
+// soon as it arrives, until Resume: a cut link that the listener outlives,
+// so peers reconnect once it is resumed.
+func (l *SeverableListener) Pause() {
 	l.mu.Lock()
-	l.conns[c] = struct{}{}
+	defer l.mu.Unlock()
+	l.paused = true
+	for c := range l.conns {
+		c.Close()
+	}
+	l.conns = map[net.Conn]struct{}{}
+}
+
+// Resume accepts connections again after Pause.
+func (l *SeverableListener) Resume() {
+	l.mu.Lock()
+	l.paused = false
 	l.mu.Unlock()
-	return c, nil
 }
 
 // Sever closes the listener and every connection it accepted.

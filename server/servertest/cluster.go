@@ -277,6 +277,23 @@ func (c *Cluster) Stop(i int) {
 	}
 }
 
+// PauseRaft cuts every Raft connection made to node i and refuses new ones
+// until ResumeRaft: the node stops hearing from the leader (its own calls
+// to its peers still go through), so it falls behind while it keeps
+// serving clients. Keep the pause well under the heartbeat timeout, or the
+// node starts an election.
+func (c *Cluster) PauseRaft(i int) { c.raftListener(i).Pause() }
+
+// ResumeRaft lets node i's peers reconnect after PauseRaft.
+func (c *Cluster) ResumeRaft(i int) { c.raftListener(i).Resume() }
+
+func (c *Cluster) raftListener(i int) *testnet.SeverableListener {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.raftLis
+}
+
 // take marks node i stopped and closes the test's client connection to
 // it; it returns nil when the node was not running.
 func (c *Cluster) take(i int) *Node {

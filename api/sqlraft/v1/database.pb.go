@@ -198,7 +198,21 @@ type QueryRequest struct {
 	Consistency ReadConsistency        `protobuf:"varint,2,opt,name=consistency,proto3,enum=sqlraft.v1.ReadConsistency" json:"consistency,omitempty"`
 	// With NONE on a follower: reject the read (FAILED_PRECONDITION) when the
 	// leader was last heard from longer ago than this. Zero means no bound.
-	Freshness     *durationpb.Duration `protobuf:"bytes,3,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	Freshness *durationpb.Duration `protobuf:"bytes,3,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	// Read-your-writes: serve the read only once the serving node has applied
+	// the Raft log up to this index (0: no wait). Pass the raft_index of the
+	// ResponseHeader of an earlier write (or read) to see at least its effects,
+	// on any node and at any level. A node behind it waits, within the caller's
+	// deadline and the node's --max-query-time, until it has applied the index;
+	// if it does not get there in time the read fails with FAILED_PRECONDITION
+	// and an ErrorInfo (reason INDEX_NOT_APPLIED; metadata min_raft_index,
+	// applied_index). A NONE read on a follower is where this matters: WEAK,
+	// LINEARIZABLE and STRONG reads are served by the leader, which has
+	// applied every index it handed out, so there the check costs nothing.
+	// The answer comes back a little before the deadline so that the client
+	// sees it rather than DEADLINE_EXCEEDED. A cancelled call ends with
+	// CANCELLED.
+	MinRaftIndex  uint64 `protobuf:"varint,4,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -252,6 +266,13 @@ func (x *QueryRequest) GetFreshness() *durationpb.Duration {
 		return x.Freshness
 	}
 	return nil
+}
+
+func (x *QueryRequest) GetMinRaftIndex() uint64 {
+	if x != nil {
+		return x.MinRaftIndex
+	}
+	return 0
 }
 
 // QueryResponse has one result per statement.
@@ -385,8 +406,13 @@ type RequestRequest struct {
 	Statements  []*Statement           `protobuf:"bytes,1,rep,name=statements,proto3" json:"statements,omitempty"`
 	Transaction bool                   `protobuf:"varint,2,opt,name=transaction,proto3" json:"transaction,omitempty"`
 	// Consistency used when every statement is read-only.
-	Consistency   ReadConsistency      `protobuf:"varint,3,opt,name=consistency,proto3,enum=sqlraft.v1.ReadConsistency" json:"consistency,omitempty"`
-	Freshness     *durationpb.Duration `protobuf:"bytes,4,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	Consistency ReadConsistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=sqlraft.v1.ReadConsistency" json:"consistency,omitempty"`
+	// With NONE on a follower: as QueryRequest.freshness.
+	Freshness *durationpb.Duration `protobuf:"bytes,4,opt,name=freshness,proto3" json:"freshness,omitempty"`
+	// As QueryRequest.min_raft_index, when every statement only reads; a
+	// request that writes goes through the log and ignores it (its entry
+	// comes after every index already handed out).
+	MinRaftIndex  uint64 `protobuf:"varint,5,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -447,6 +473,13 @@ func (x *RequestRequest) GetFreshness() *durationpb.Duration {
 		return x.Freshness
 	}
 	return nil
+}
+
+func (x *RequestRequest) GetMinRaftIndex() uint64 {
+	if x != nil {
+		return x.MinRaftIndex
+	}
+	return 0
 }
 
 // RequestResponse has one result per statement.
@@ -592,7 +625,9 @@ type QueryStreamRequest struct {
 	Consistency ReadConsistency        `protobuf:"varint,2,opt,name=consistency,proto3,enum=sqlraft.v1.ReadConsistency" json:"consistency,omitempty"`
 	Freshness   *durationpb.Duration   `protobuf:"bytes,3,opt,name=freshness,proto3" json:"freshness,omitempty"`
 	// Rows per response message; 0 means the server default (500).
-	BatchSize     uint32 `protobuf:"varint,4,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	BatchSize uint32 `protobuf:"varint,4,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// As QueryRequest.min_raft_index.
+	MinRaftIndex  uint64 `protobuf:"varint,5,opt,name=min_raft_index,json=minRaftIndex,proto3" json:"min_raft_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -651,6 +686,13 @@ func (x *QueryStreamRequest) GetFreshness() *durationpb.Duration {
 func (x *QueryStreamRequest) GetBatchSize() uint32 {
 	if x != nil {
 		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *QueryStreamRequest) GetMinRaftIndex() uint64 {
+	if x != nil {
+		return x.MinRaftIndex
 	}
 	return 0
 }
@@ -833,13 +875,14 @@ const file_sqlraft_v1_database_proto_rawDesc = "" +
 	"\rExecuteResult\x12$\n" +
 	"\x0elast_insert_id\x18\x01 \x01(\x03R\flastInsertId\x12#\n" +
 	"\rrows_affected\x18\x02 \x01(\x03R\frowsAffected\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\xbd\x01\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xe3\x01\n" +
 	"\fQueryRequest\x125\n" +
 	"\n" +
 	"statements\x18\x01 \x03(\v2\x15.sqlraft.v1.StatementR\n" +
 	"statements\x12=\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x1b.sqlraft.v1.ReadConsistencyR\vconsistency\x127\n" +
-	"\tfreshness\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tfreshness\"v\n" +
+	"\tfreshness\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tfreshness\x12$\n" +
+	"\x0emin_raft_index\x18\x04 \x01(\x04R\fminRaftIndex\"v\n" +
 	"\rQueryResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x121\n" +
 	"\aresults\x18\x02 \x03(\v2\x17.sqlraft.v1.QueryResultR\aresults\"x\n" +
@@ -847,27 +890,29 @@ const file_sqlraft_v1_database_proto_rawDesc = "" +
 	"\acolumns\x18\x01 \x03(\tR\acolumns\x12\x14\n" +
 	"\x05types\x18\x02 \x03(\tR\x05types\x12#\n" +
 	"\x04rows\x18\x03 \x03(\v2\x0f.sqlraft.v1.RowR\x04rows\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xe1\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x87\x02\n" +
 	"\x0eRequestRequest\x125\n" +
 	"\n" +
 	"statements\x18\x01 \x03(\v2\x15.sqlraft.v1.StatementR\n" +
 	"statements\x12 \n" +
 	"\vtransaction\x18\x02 \x01(\bR\vtransaction\x12=\n" +
 	"\vconsistency\x18\x03 \x01(\x0e2\x1b.sqlraft.v1.ReadConsistencyR\vconsistency\x127\n" +
-	"\tfreshness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tfreshness\"z\n" +
+	"\tfreshness\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tfreshness\x12$\n" +
+	"\x0emin_raft_index\x18\x05 \x01(\x04R\fminRaftIndex\"z\n" +
 	"\x0fRequestResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x123\n" +
 	"\aresults\x18\x02 \x03(\v2\x19.sqlraft.v1.RequestResultR\aresults\"\x81\x01\n" +
 	"\rRequestResult\x125\n" +
 	"\aexecute\x18\x01 \x01(\v2\x19.sqlraft.v1.ExecuteResultH\x00R\aexecute\x12/\n" +
 	"\x05query\x18\x02 \x01(\v2\x17.sqlraft.v1.QueryResultH\x00R\x05queryB\b\n" +
-	"\x06result\"\xe0\x01\n" +
+	"\x06result\"\x86\x02\n" +
 	"\x12QueryStreamRequest\x123\n" +
 	"\tstatement\x18\x01 \x01(\v2\x15.sqlraft.v1.StatementR\tstatement\x12=\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x1b.sqlraft.v1.ReadConsistencyR\vconsistency\x127\n" +
 	"\tfreshness\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tfreshness\x12\x1d\n" +
 	"\n" +
-	"batch_size\x18\x04 \x01(\rR\tbatchSize\"\x9e\x01\n" +
+	"batch_size\x18\x04 \x01(\rR\tbatchSize\x12$\n" +
+	"\x0emin_raft_index\x18\x05 \x01(\x04R\fminRaftIndex\"\x9e\x01\n" +
 	"\x13QueryStreamResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x18\n" +
 	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x14\n" +

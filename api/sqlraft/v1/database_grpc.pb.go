@@ -36,6 +36,28 @@ const (
 // sends the metadata "sqlraft-no-forward: true", in which case a follower
 // answers FAILED_PRECONDITION with an ErrorInfo (reason NOT_LEADER) naming the
 // leader.
+//
+// Errors a client can act on carry a google.rpc.Status in the trailing
+// metadata "grpc-status-details-bin" (the protos are in
+// proto/third_party/google/rpc), with a google.rpc.ErrorInfo whose domain is
+// "sqlraft.v1". Its reason, and the metadata keys it sets:
+//   - NOT_LEADER (FAILED_PRECONDITION): this node does not lead and was asked
+//     not to forward. "leader_id" is the leader's node ID and
+//     "leader_address" its client (gRPC) address, to retry against; both
+//     are empty when no leader is known.
+//   - NO_LEADER (UNAVAILABLE): no leader is known (an election is under
+//     way); retry shortly. No metadata.
+//   - OUTCOME_UNKNOWN (UNAVAILABLE): leadership changed while a write was in
+//     flight; it may or may not have been applied. Check before retrying a
+//     write that is not idempotent. No metadata.
+//   - STALE_READ (FAILED_PRECONDITION): a NONE read's freshness bound was not
+//     met. No metadata.
+//   - INDEX_NOT_APPLIED (FAILED_PRECONDITION): the node had not applied a
+//     read's min_raft_index by the deadline. "min_raft_index" is the index
+//     asked for and "applied_index" the node's applied index, both decimal.
+//
+// INVALID_ARGUMENT for a statement carries a google.rpc.BadRequest whose
+// field is "statements[i]" (i counts from 0).
 type DatabaseServiceClient interface {
 	// Execute runs write statements through Raft. It returns once the entry is
 	// committed and applied.
@@ -139,6 +161,28 @@ type DatabaseService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
 // sends the metadata "sqlraft-no-forward: true", in which case a follower
 // answers FAILED_PRECONDITION with an ErrorInfo (reason NOT_LEADER) naming the
 // leader.
+//
+// Errors a client can act on carry a google.rpc.Status in the trailing
+// metadata "grpc-status-details-bin" (the protos are in
+// proto/third_party/google/rpc), with a google.rpc.ErrorInfo whose domain is
+// "sqlraft.v1". Its reason, and the metadata keys it sets:
+//   - NOT_LEADER (FAILED_PRECONDITION): this node does not lead and was asked
+//     not to forward. "leader_id" is the leader's node ID and
+//     "leader_address" its client (gRPC) address, to retry against; both
+//     are empty when no leader is known.
+//   - NO_LEADER (UNAVAILABLE): no leader is known (an election is under
+//     way); retry shortly. No metadata.
+//   - OUTCOME_UNKNOWN (UNAVAILABLE): leadership changed while a write was in
+//     flight; it may or may not have been applied. Check before retrying a
+//     write that is not idempotent. No metadata.
+//   - STALE_READ (FAILED_PRECONDITION): a NONE read's freshness bound was not
+//     met. No metadata.
+//   - INDEX_NOT_APPLIED (FAILED_PRECONDITION): the node had not applied a
+//     read's min_raft_index by the deadline. "min_raft_index" is the index
+//     asked for and "applied_index" the node's applied index, both decimal.
+//
+// INVALID_ARGUMENT for a statement carries a google.rpc.BadRequest whose
+// field is "statements[i]" (i counts from 0).
 type DatabaseServiceServer interface {
 	// Execute runs write statements through Raft. It returns once the entry is
 	// committed and applied.
