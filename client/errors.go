@@ -29,6 +29,11 @@ const (
 	// ReasonStale (FAILED_PRECONDITION): a NONE read's freshness bound was
 	// not met.
 	ReasonStale = "STALE_READ"
+	// ReasonIndexNotApplied (FAILED_PRECONDITION, with metadata
+	// min_raft_index and applied_index): the node had not applied a read's
+	// min_raft_index by the deadline; the client returns it (retry at
+	// another node, or with a longer deadline).
+	ReasonIndexNotApplied = "INDEX_NOT_APPLIED"
 )
 
 // MetadataNoForward is the request metadata key that asks followers not to

@@ -8,10 +8,11 @@ import (
 
 	sqlraftv1 "github.com/sqlraft/sqlraft/api/sqlraft/v1"
 	"github.com/sqlraft/sqlraft/client"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 func Example() {
-	addr, stop := startExampleNode() // a real cluster: client.New([]string{"node1:6001", "node2:6001"})
+	addr, stop := servertest.ExampleNode() // a real cluster: client.New([]string{"node1:6001", "node2:6001"})
 	defer stop()
 
 	c, err := client.New([]string{addr})
@@ -49,7 +50,7 @@ func Example() {
 }
 
 func ExampleClient_QueryStream() {
-	addr, stop := startExampleNode()
+	addr, stop := servertest.ExampleNode()
 	defer stop()
 	c, err := client.New([]string{addr})
 	if err != nil {
@@ -75,7 +76,7 @@ func ExampleClient_QueryStream() {
 }
 
 func ExampleIdempotent() {
-	addr, stop := startExampleNode()
+	addr, stop := servertest.ExampleNode()
 	defer stop()
 	c, err := client.New([]string{addr})
 	if err != nil {

@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/sqlraft/sqlraft/client/sqldriver"
+	"github.com/sqlraft/sqlraft/server/servertest"
 )
 
 func Example() {
-	addr, stop := startExampleNode()
+	addr, stop := servertest.ExampleNode()
 	defer stop()
 
 	// With a real cluster: "sqlraft://node1:6001,node2:6001,node3:6001?consistency=linearizable"

@@ -1,4 +1,4 @@
-package sqldriver_test
+package servertest
 
 import (
 	"io"
@@ -10,10 +10,11 @@ import (
 	"github.com/sqlraft/sqlraft/server/embed"
 )
 
-// startExampleNode starts a one-node cluster in the process, on loopback
-// ports, so the examples run as tests; it returns the node's client
-// address and a function that stops it and removes its data.
-func startExampleNode() (addr string, stop func()) {
+// ExampleNode starts a one-node cluster in the process, on loopback ports,
+// for runnable examples (which have no testing.T): it returns the node's
+// client address and a function that stops it and removes its data. It
+// panics if the node cannot start.
+func ExampleNode() (addr string, stop func()) {
 	dir, err := os.MkdirTemp("", "sqlraft-example-")
 	if err != nil {
 		panic(err)
