@@ -16,7 +16,8 @@ import (
 // and streamed a row at a time: each row is turned into its INSERT
 // statement by SQLite itself (quote() gives exact literals: integers,
 // reals that read back to the same double, text byte for byte whether it
-// is UTF-8 or not, blobs as X'..', NULL), so the dump never holds more
+// is UTF-8 or not, and with NUL bytes, blobs as X'..', NULL), so the dump
+// never holds more
 // than one row. sqlraft's own _sqlraft_* tables, and the indexes and
 // triggers on them, are left out; so are sqlite_sequence's rows for them.
 
@@ -152,7 +153,7 @@ func (d *dumper) rows(table, where string) error {
 	prefix += " VALUES("
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
-		exprs[i] = "quote(" + quoteIdent(c) + ")"
+		exprs[i] = literal(quoteIdent(c))
 	}
 	q := "SELECT " + strings.Join(exprs, " || ',' || ") + " FROM " + quoteIdent(table) + where
 	return queryRows(d.ctx, d.c, q, nil, func(v []driver.Value) error {
@@ -181,6 +182,15 @@ func (d *dumper) columns(table string) (cols []string, explicit bool, err error)
 			return nil
 		})
 	return cols, explicit, err
+}
+
+// literal is the SQL expression that makes col's value an SQL literal:
+// quote(), except for TEXT holding a NUL byte, which quote() would cut
+// short there (as sqlite3's .dump does): that is written as its bytes, a
+// blob, cast back to TEXT.
+func literal(col string) string {
+	return "CASE WHEN typeof(" + col + ") = 'text' AND instr(" + col + ", char(0)) > 0 THEN 'CAST(' || quote(CAST(" +
+		col + " AS BLOB)) || ' AS TEXT)' ELSE quote(" + col + ") END"
 }
 
 // quoteIdent quotes an SQL identifier.
