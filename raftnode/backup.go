@@ -22,3 +22,19 @@ func (n *Node) Backup(ctx context.Context, send func(r io.Reader, index uint64) 
 		return send(r, pos.Index)
 	})
 }
+
+// Dump hands send a writer of the database as a SQL text dump (see
+// sqlitedb.LiveRead.DumpSQL), with the Raft index it reflects: the state
+// after the last write applied when the dump started. It reads through a
+// read transaction of its own on the live database, as a QueryStream
+// does, and takes no lease: writes go on meanwhile, and an install of a
+// snapshot ends the dump (the client retries) rather than waiting for it.
+// Memory is one row at a time whatever the database's size.
+func (n *Node) Dump(ctx context.Context, send func(dump func(w io.Writer) error, index uint64) error) error {
+	pin, err := n.db.PinRead(ctx)
+	if err != nil {
+		return err
+	}
+	defer pin.Close()
+	return send(pin.DumpSQL, pin.Position.Index)
+}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -155,22 +157,62 @@ const maxBatchRows = 10000
 // grpc-go's default 4 MiB receive limit of clients.
 const backupChunk = 1 << 20
 
-// Backup implements DatabaseService.Backup.
-func (d *database) Backup(_ *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseService_BackupServer) error {
-	err := d.s.node.Backup(stream.Context(), func(f io.Reader, index uint64) error {
-		w := &backupWriter{d: d, stream: stream, header: d.s.header(index)}
-		var err error
-		if wt, ok := f.(io.WriterTo); ok {
-			_, err = wt.WriteTo(w) // the store's reader hands over its 1 MiB chunks as they are
-		} else {
-			_, err = io.CopyBuffer(w, f, make([]byte, backupChunk))
-		}
-		if err == nil && w.header != nil {
-			err = w.send(nil) // an empty database: the header alone
-		}
-		return err
-	})
+// Backup implements DatabaseService.Backup: a SQLite file or a SQL dump,
+// either of them gzipped if asked, streamed as it is read.
+func (d *database) Backup(req *sqlraftv1.BackupRequest, stream sqlraftv1.DatabaseService_BackupServer) error {
+	var err error
+	switch req.GetFormat() {
+	case sqlraftv1.BackupFormat_BACKUP_FORMAT_UNSPECIFIED, sqlraftv1.BackupFormat_BACKUP_FORMAT_SQLITE:
+		err = d.s.node.Backup(stream.Context(), func(f io.Reader, index uint64) error {
+			return d.sendBackup(stream, index, req.GetGzip(), false, func(w io.Writer) error {
+				var err error
+				if wt, ok := f.(io.WriterTo); ok {
+					_, err = wt.WriteTo(w) // the store's reader hands over its 1 MiB chunks as they are
+				} else {
+					_, err = io.CopyBuffer(w, f, make([]byte, backupChunk))
+				}
+				return err
+			})
+		})
+	case sqlraftv1.BackupFormat_BACKUP_FORMAT_SQL:
+		err = d.s.node.Dump(stream.Context(), func(dump func(io.Writer) error, index uint64) error {
+			return d.sendBackup(stream, index, req.GetGzip(), true, dump)
+		})
+	default:
+		return invalid("unknown backup format %d: use BACKUP_FORMAT_SQLITE or BACKUP_FORMAT_SQL", req.GetFormat())
+	}
 	return d.s.toStatus(err)
+}
+
+// sendBackup streams what write writes as Backup messages, the first one
+// with the header of index, gzipped if asked. Output written in small
+// pieces (gzip's, or a dump's when gather is set) is gathered into
+// messages of backupChunk bytes; a live backup's 1 MiB chunks go out as
+// they are, without a copy.
+func (d *database) sendBackup(stream sqlraftv1.DatabaseService_BackupServer, index uint64, gz, gather bool,
+	write func(io.Writer) error) error {
+	w := &backupWriter{d: d, stream: stream, header: d.s.header(index)}
+	out, flush := io.Writer(w), func() error { return nil }
+	if gz || gather {
+		bw := bufio.NewWriterSize(w, backupChunk)
+		out, flush = bw, bw.Flush
+	}
+	var err error
+	if gz {
+		zw := gzip.NewWriter(out)
+		if err = write(zw); err == nil {
+			err = zw.Close()
+		}
+	} else {
+		err = write(out)
+	}
+	if err == nil {
+		err = flush()
+	}
+	if err == nil && w.header != nil {
+		err = w.send(nil) // an empty database: the header alone
+	}
+	return err
 }
 
 // backupWriter sends what is written to it as Backup messages of at most

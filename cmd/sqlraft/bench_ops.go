@@ -117,7 +117,7 @@ func runBackupBench(ctx context.Context, g *globals, bc benchConfig, conn *grpc.
 	cctx, cancel := g.callContext(ctx)
 	defer cancel()
 	start := time.Now()
-	size, _, err := saveBackup(cctx, conn, path)
+	size, _, err := saveBackup(cctx, conn, &sqlraftv1.BackupRequest{}, path)
 	elapsed := time.Since(start)
 	res := &benchResult{cfg: bc, elapsed: elapsed, p50: elapsed, p99: elapsed, bytes: size}
 	if err != nil {

@@ -49,7 +49,7 @@ func rootCommand() *cobra.Command {
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	g.security.addFlags(pf)
 	root.AddCommand(execCommand(g), queryCommand(g), nodesCommand(g), statusCommand(g), checksumCommand(g),
-		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), backupCommand(g), benchCommand(g), waitCommand(g))
+		joinCommand(g), removeCommand(g), transferCommand(g), snapshotCommand(g), backupCommand(g), dumpCommand(g), benchCommand(g), waitCommand(g))
 	return root
 }
 

@@ -22,6 +22,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// BackupFormat is what a backup's bytes are.
+type BackupFormat int32
+
+const (
+	// Unspecified: a SQLite file, as BACKUP_FORMAT_SQLITE.
+	BackupFormat_BACKUP_FORMAT_UNSPECIFIED BackupFormat = 0
+	// A plain SQLite database file (rollback journal mode, no WAL needed).
+	BackupFormat_BACKUP_FORMAT_SQLITE BackupFormat = 1
+	// A SQL text dump, as sqlite3's .dump writes it: PRAGMA foreign_keys=OFF;
+	// BEGIN TRANSACTION; each table's CREATE and INSERT statements; then
+	// indexes, triggers and views; COMMIT;. Values are exact (SQLite's
+	// quote()). sqlraft's internal _sqlraft_* tables are left out.
+	BackupFormat_BACKUP_FORMAT_SQL BackupFormat = 2
+)
+
+// Enum value maps for BackupFormat.
+var (
+	BackupFormat_name = map[int32]string{
+		0: "BACKUP_FORMAT_UNSPECIFIED",
+		1: "BACKUP_FORMAT_SQLITE",
+		2: "BACKUP_FORMAT_SQL",
+	}
+	BackupFormat_value = map[string]int32{
+		"BACKUP_FORMAT_UNSPECIFIED": 0,
+		"BACKUP_FORMAT_SQLITE":      1,
+		"BACKUP_FORMAT_SQL":         2,
+	}
+)
+
+func (x BackupFormat) Enum() *BackupFormat {
+	p := new(BackupFormat)
+	*p = x
+	return p
+}
+
+func (x BackupFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BackupFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_sqlraft_v1_database_proto_enumTypes[0].Descriptor()
+}
+
+func (BackupFormat) Type() protoreflect.EnumType {
+	return &file_sqlraft_v1_database_proto_enumTypes[0]
+}
+
+func (x BackupFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BackupFormat.Descriptor instead.
+func (BackupFormat) EnumDescriptor() ([]byte, []int) {
+	return file_sqlraft_v1_database_proto_rawDescGZIP(), []int{0}
+}
+
 // ExecuteRequest carries write statements.
 type ExecuteRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -769,7 +825,13 @@ func (x *QueryStreamResponse) GetRows() []*Row {
 
 // BackupRequest asks for a copy of the database.
 type BackupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the copy is: a SQLite file (the default) or a SQL text dump.
+	Format BackupFormat `protobuf:"varint,1,opt,name=format,proto3,enum=sqlraft.v1.BackupFormat" json:"format,omitempty"`
+	// Compress the copy (either format) with gzip, as the server streams it:
+	// the concatenated data is then a .gz file that gunzip, zcat or Go's
+	// compress/gzip read.
+	Gzip          bool `protobuf:"varint,2,opt,name=gzip,proto3" json:"gzip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -804,8 +866,23 @@ func (*BackupRequest) Descriptor() ([]byte, []int) {
 	return file_sqlraft_v1_database_proto_rawDescGZIP(), []int{11}
 }
 
-// BackupResponse is one chunk of the SQLite file. The first message also
-// carries the header (raft_index: the index the copy reflects).
+func (x *BackupRequest) GetFormat() BackupFormat {
+	if x != nil {
+		return x.Format
+	}
+	return BackupFormat_BACKUP_FORMAT_UNSPECIFIED
+}
+
+func (x *BackupRequest) GetGzip() bool {
+	if x != nil {
+		return x.Gzip
+	}
+	return false
+}
+
+// BackupResponse is one chunk of the copy (SQLite file, SQL dump, or its
+// gzip). The first message also carries the header (raft_index: the index
+// the copy reflects).
 type BackupResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
@@ -917,11 +994,17 @@ const file_sqlraft_v1_database_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x18\n" +
 	"\acolumns\x18\x02 \x03(\tR\acolumns\x12\x14\n" +
 	"\x05types\x18\x03 \x03(\tR\x05types\x12#\n" +
-	"\x04rows\x18\x04 \x03(\v2\x0f.sqlraft.v1.RowR\x04rows\"\x0f\n" +
-	"\rBackupRequest\"X\n" +
+	"\x04rows\x18\x04 \x03(\v2\x0f.sqlraft.v1.RowR\x04rows\"U\n" +
+	"\rBackupRequest\x120\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x18.sqlraft.v1.BackupFormatR\x06format\x12\x12\n" +
+	"\x04gzip\x18\x02 \x01(\bR\x04gzip\"X\n" +
 	"\x0eBackupResponse\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.sqlraft.v1.ResponseHeaderR\x06header\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data2\xec\x02\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data*^\n" +
+	"\fBackupFormat\x12\x1d\n" +
+	"\x19BACKUP_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14BACKUP_FORMAT_SQLITE\x10\x01\x12\x15\n" +
+	"\x11BACKUP_FORMAT_SQL\x10\x022\xec\x02\n" +
 	"\x0fDatabaseService\x12B\n" +
 	"\aExecute\x12\x1a.sqlraft.v1.ExecuteRequest\x1a\x1b.sqlraft.v1.ExecuteResponse\x12<\n" +
 	"\x05Query\x12\x18.sqlraft.v1.QueryRequest\x1a\x19.sqlraft.v1.QueryResponse\x12B\n" +
@@ -944,65 +1027,68 @@ func file_sqlraft_v1_database_proto_rawDescGZIP() []byte {
 	return file_sqlraft_v1_database_proto_rawDescData
 }
 
+var file_sqlraft_v1_database_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_sqlraft_v1_database_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sqlraft_v1_database_proto_goTypes = []any{
-	(*ExecuteRequest)(nil),      // 0: sqlraft.v1.ExecuteRequest
-	(*ExecuteResponse)(nil),     // 1: sqlraft.v1.ExecuteResponse
-	(*ExecuteResult)(nil),       // 2: sqlraft.v1.ExecuteResult
-	(*QueryRequest)(nil),        // 3: sqlraft.v1.QueryRequest
-	(*QueryResponse)(nil),       // 4: sqlraft.v1.QueryResponse
-	(*QueryResult)(nil),         // 5: sqlraft.v1.QueryResult
-	(*RequestRequest)(nil),      // 6: sqlraft.v1.RequestRequest
-	(*RequestResponse)(nil),     // 7: sqlraft.v1.RequestResponse
-	(*RequestResult)(nil),       // 8: sqlraft.v1.RequestResult
-	(*QueryStreamRequest)(nil),  // 9: sqlraft.v1.QueryStreamRequest
-	(*QueryStreamResponse)(nil), // 10: sqlraft.v1.QueryStreamResponse
-	(*BackupRequest)(nil),       // 11: sqlraft.v1.BackupRequest
-	(*BackupResponse)(nil),      // 12: sqlraft.v1.BackupResponse
-	(*Statement)(nil),           // 13: sqlraft.v1.Statement
-	(*ResponseHeader)(nil),      // 14: sqlraft.v1.ResponseHeader
-	(ReadConsistency)(0),        // 15: sqlraft.v1.ReadConsistency
-	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
-	(*Row)(nil),                 // 17: sqlraft.v1.Row
+	(BackupFormat)(0),           // 0: sqlraft.v1.BackupFormat
+	(*ExecuteRequest)(nil),      // 1: sqlraft.v1.ExecuteRequest
+	(*ExecuteResponse)(nil),     // 2: sqlraft.v1.ExecuteResponse
+	(*ExecuteResult)(nil),       // 3: sqlraft.v1.ExecuteResult
+	(*QueryRequest)(nil),        // 4: sqlraft.v1.QueryRequest
+	(*QueryResponse)(nil),       // 5: sqlraft.v1.QueryResponse
+	(*QueryResult)(nil),         // 6: sqlraft.v1.QueryResult
+	(*RequestRequest)(nil),      // 7: sqlraft.v1.RequestRequest
+	(*RequestResponse)(nil),     // 8: sqlraft.v1.RequestResponse
+	(*RequestResult)(nil),       // 9: sqlraft.v1.RequestResult
+	(*QueryStreamRequest)(nil),  // 10: sqlraft.v1.QueryStreamRequest
+	(*QueryStreamResponse)(nil), // 11: sqlraft.v1.QueryStreamResponse
+	(*BackupRequest)(nil),       // 12: sqlraft.v1.BackupRequest
+	(*BackupResponse)(nil),      // 13: sqlraft.v1.BackupResponse
+	(*Statement)(nil),           // 14: sqlraft.v1.Statement
+	(*ResponseHeader)(nil),      // 15: sqlraft.v1.ResponseHeader
+	(ReadConsistency)(0),        // 16: sqlraft.v1.ReadConsistency
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
+	(*Row)(nil),                 // 18: sqlraft.v1.Row
 }
 var file_sqlraft_v1_database_proto_depIdxs = []int32{
-	13, // 0: sqlraft.v1.ExecuteRequest.statements:type_name -> sqlraft.v1.Statement
-	14, // 1: sqlraft.v1.ExecuteResponse.header:type_name -> sqlraft.v1.ResponseHeader
-	2,  // 2: sqlraft.v1.ExecuteResponse.results:type_name -> sqlraft.v1.ExecuteResult
-	13, // 3: sqlraft.v1.QueryRequest.statements:type_name -> sqlraft.v1.Statement
-	15, // 4: sqlraft.v1.QueryRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
-	16, // 5: sqlraft.v1.QueryRequest.freshness:type_name -> google.protobuf.Duration
-	14, // 6: sqlraft.v1.QueryResponse.header:type_name -> sqlraft.v1.ResponseHeader
-	5,  // 7: sqlraft.v1.QueryResponse.results:type_name -> sqlraft.v1.QueryResult
-	17, // 8: sqlraft.v1.QueryResult.rows:type_name -> sqlraft.v1.Row
-	13, // 9: sqlraft.v1.RequestRequest.statements:type_name -> sqlraft.v1.Statement
-	15, // 10: sqlraft.v1.RequestRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
-	16, // 11: sqlraft.v1.RequestRequest.freshness:type_name -> google.protobuf.Duration
-	14, // 12: sqlraft.v1.RequestResponse.header:type_name -> sqlraft.v1.ResponseHeader
-	8,  // 13: sqlraft.v1.RequestResponse.results:type_name -> sqlraft.v1.RequestResult
-	2,  // 14: sqlraft.v1.RequestResult.execute:type_name -> sqlraft.v1.ExecuteResult
-	5,  // 15: sqlraft.v1.RequestResult.query:type_name -> sqlraft.v1.QueryResult
-	13, // 16: sqlraft.v1.QueryStreamRequest.statement:type_name -> sqlraft.v1.Statement
-	15, // 17: sqlraft.v1.QueryStreamRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
-	16, // 18: sqlraft.v1.QueryStreamRequest.freshness:type_name -> google.protobuf.Duration
-	14, // 19: sqlraft.v1.QueryStreamResponse.header:type_name -> sqlraft.v1.ResponseHeader
-	17, // 20: sqlraft.v1.QueryStreamResponse.rows:type_name -> sqlraft.v1.Row
-	14, // 21: sqlraft.v1.BackupResponse.header:type_name -> sqlraft.v1.ResponseHeader
-	0,  // 22: sqlraft.v1.DatabaseService.Execute:input_type -> sqlraft.v1.ExecuteRequest
-	3,  // 23: sqlraft.v1.DatabaseService.Query:input_type -> sqlraft.v1.QueryRequest
-	6,  // 24: sqlraft.v1.DatabaseService.Request:input_type -> sqlraft.v1.RequestRequest
-	9,  // 25: sqlraft.v1.DatabaseService.QueryStream:input_type -> sqlraft.v1.QueryStreamRequest
-	11, // 26: sqlraft.v1.DatabaseService.Backup:input_type -> sqlraft.v1.BackupRequest
-	1,  // 27: sqlraft.v1.DatabaseService.Execute:output_type -> sqlraft.v1.ExecuteResponse
-	4,  // 28: sqlraft.v1.DatabaseService.Query:output_type -> sqlraft.v1.QueryResponse
-	7,  // 29: sqlraft.v1.DatabaseService.Request:output_type -> sqlraft.v1.RequestResponse
-	10, // 30: sqlraft.v1.DatabaseService.QueryStream:output_type -> sqlraft.v1.QueryStreamResponse
-	12, // 31: sqlraft.v1.DatabaseService.Backup:output_type -> sqlraft.v1.BackupResponse
-	27, // [27:32] is the sub-list for method output_type
-	22, // [22:27] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	14, // 0: sqlraft.v1.ExecuteRequest.statements:type_name -> sqlraft.v1.Statement
+	15, // 1: sqlraft.v1.ExecuteResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	3,  // 2: sqlraft.v1.ExecuteResponse.results:type_name -> sqlraft.v1.ExecuteResult
+	14, // 3: sqlraft.v1.QueryRequest.statements:type_name -> sqlraft.v1.Statement
+	16, // 4: sqlraft.v1.QueryRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
+	17, // 5: sqlraft.v1.QueryRequest.freshness:type_name -> google.protobuf.Duration
+	15, // 6: sqlraft.v1.QueryResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	6,  // 7: sqlraft.v1.QueryResponse.results:type_name -> sqlraft.v1.QueryResult
+	18, // 8: sqlraft.v1.QueryResult.rows:type_name -> sqlraft.v1.Row
+	14, // 9: sqlraft.v1.RequestRequest.statements:type_name -> sqlraft.v1.Statement
+	16, // 10: sqlraft.v1.RequestRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
+	17, // 11: sqlraft.v1.RequestRequest.freshness:type_name -> google.protobuf.Duration
+	15, // 12: sqlraft.v1.RequestResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	9,  // 13: sqlraft.v1.RequestResponse.results:type_name -> sqlraft.v1.RequestResult
+	3,  // 14: sqlraft.v1.RequestResult.execute:type_name -> sqlraft.v1.ExecuteResult
+	6,  // 15: sqlraft.v1.RequestResult.query:type_name -> sqlraft.v1.QueryResult
+	14, // 16: sqlraft.v1.QueryStreamRequest.statement:type_name -> sqlraft.v1.Statement
+	16, // 17: sqlraft.v1.QueryStreamRequest.consistency:type_name -> sqlraft.v1.ReadConsistency
+	17, // 18: sqlraft.v1.QueryStreamRequest.freshness:type_name -> google.protobuf.Duration
+	15, // 19: sqlraft.v1.QueryStreamResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	18, // 20: sqlraft.v1.QueryStreamResponse.rows:type_name -> sqlraft.v1.Row
+	0,  // 21: sqlraft.v1.BackupRequest.format:type_name -> sqlraft.v1.BackupFormat
+	15, // 22: sqlraft.v1.BackupResponse.header:type_name -> sqlraft.v1.ResponseHeader
+	1,  // 23: sqlraft.v1.DatabaseService.Execute:input_type -> sqlraft.v1.ExecuteRequest
+	4,  // 24: sqlraft.v1.DatabaseService.Query:input_type -> sqlraft.v1.QueryRequest
+	7,  // 25: sqlraft.v1.DatabaseService.Request:input_type -> sqlraft.v1.RequestRequest
+	10, // 26: sqlraft.v1.DatabaseService.QueryStream:input_type -> sqlraft.v1.QueryStreamRequest
+	12, // 27: sqlraft.v1.DatabaseService.Backup:input_type -> sqlraft.v1.BackupRequest
+	2,  // 28: sqlraft.v1.DatabaseService.Execute:output_type -> sqlraft.v1.ExecuteResponse
+	5,  // 29: sqlraft.v1.DatabaseService.Query:output_type -> sqlraft.v1.QueryResponse
+	8,  // 30: sqlraft.v1.DatabaseService.Request:output_type -> sqlraft.v1.RequestResponse
+	11, // 31: sqlraft.v1.DatabaseService.QueryStream:output_type -> sqlraft.v1.QueryStreamResponse
+	13, // 32: sqlraft.v1.DatabaseService.Backup:output_type -> sqlraft.v1.BackupResponse
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_sqlraft_v1_database_proto_init() }
@@ -1020,13 +1106,14 @@ func file_sqlraft_v1_database_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sqlraft_v1_database_proto_rawDesc), len(file_sqlraft_v1_database_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_sqlraft_v1_database_proto_goTypes,
 		DependencyIndexes: file_sqlraft_v1_database_proto_depIdxs,
+		EnumInfos:         file_sqlraft_v1_database_proto_enumTypes,
 		MessageInfos:      file_sqlraft_v1_database_proto_msgTypes,
 	}.Build()
 	File_sqlraft_v1_database_proto = out.File

@@ -69,9 +69,10 @@ type DatabaseServiceClient interface {
 	Request(ctx context.Context, in *RequestRequest, opts ...grpc.CallOption) (*RequestResponse, error)
 	// QueryStream runs one SELECT and streams its rows in batches.
 	QueryStream(ctx context.Context, in *QueryStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[QueryStreamResponse], error)
-	// Backup streams a consistent copy of the database as a plain SQLite file,
-	// as of a snapshot the answering node takes for it. Concatenating the data
-	// of every message gives the file.
+	// Backup streams a consistent copy of the database as a plain SQLite file
+	// or a SQL text dump (BackupRequest.format), optionally gzipped, as of one
+	// read of the answering node's live database. Concatenating the data of
+	// every message gives the file.
 	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
 }
 
@@ -194,9 +195,10 @@ type DatabaseServiceServer interface {
 	Request(context.Context, *RequestRequest) (*RequestResponse, error)
 	// QueryStream runs one SELECT and streams its rows in batches.
 	QueryStream(*QueryStreamRequest, grpc.ServerStreamingServer[QueryStreamResponse]) error
-	// Backup streams a consistent copy of the database as a plain SQLite file,
-	// as of a snapshot the answering node takes for it. Concatenating the data
-	// of every message gives the file.
+	// Backup streams a consistent copy of the database as a plain SQLite file
+	// or a SQL text dump (BackupRequest.format), optionally gzipped, as of one
+	// read of the answering node's live database. Concatenating the data of
+	// every message gives the file.
 	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
 	mustEmbedUnimplementedDatabaseServiceServer()
 }
