@@ -33,7 +33,7 @@ two'), (X'00'), (NULL), ('')`))
 	if strings.Contains(dump.String(), internalPrefix) || !strings.Contains(dump.String(), "CAST(X'610062' AS TEXT)") {
 		t.Fatalf("the dump holds sqlraft's tables:\n%s", dump.String())
 	}
-	plain, err := sql.Open("sqlite3", filepath.Join(t.TempDir(), "plain.db"))
+	plain, err := sql.Open("sqlite3", filepath.Join(tempDir(t), "plain.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
